@@ -1,0 +1,20 @@
+"""Video I/O: probing and validation, decord reading by frame index, ffmpeg writing, atomic outputs."""
+
+from nice_core.io.atomic import atomic_output, refuse_input_overwrite, write_json
+from nice_core.io.probe import AudioInfo, VideoProbe, probe_video
+from nice_core.io.reader import VideoReader
+from nice_core.io.writer import EncodeOptions, VideoWriter, extract_audio, ffmpeg_exe
+
+__all__ = [
+    "AudioInfo",
+    "EncodeOptions",
+    "VideoProbe",
+    "VideoReader",
+    "VideoWriter",
+    "atomic_output",
+    "extract_audio",
+    "ffmpeg_exe",
+    "probe_video",
+    "refuse_input_overwrite",
+    "write_json",
+]

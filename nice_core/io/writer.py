@@ -1,0 +1,199 @@
+"""Video writing through ffmpeg (ffmpeg-python builds the command): frames are piped in as raw RGB.
+
+* the exact frame rate is kept (``24000/1001`` stays ``24000/1001``);
+* the audio of ``audio_from`` (the target video) is stream-copied, bit for bit;
+* the write is atomic: a temporary file beside the output, renamed when ffmpeg succeeds;
+* an input is never overwritten;
+* every file carries the synthetic-media label (:mod:`nice_core.provenance.label`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from nice_core.errors import OutputError
+from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
+from nice_core.provenance.label import synthetic_media_metadata
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary: ``$NICE_FFMPEG`` if set, else the one bundled with imageio-ffmpeg."""
+    if exe := os.environ.get("NICE_FFMPEG"):
+        return exe
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass
+class EncodeOptions:
+    """How videos are encoded. ``crf``/``preset`` are skipped when ``None`` (codecs without them)."""
+
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = "medium"
+    pix_fmt: str = "yuv420p"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def output_kwargs(self, width: int, height: int) -> dict[str, object]:
+        pix_fmt = self.pix_fmt
+        if "420" in pix_fmt and (width % 2 or height % 2):
+            pix_fmt = pix_fmt.replace("420", "444")  # 4:2:0 needs even sizes; keep the size, not the format
+        kwargs: dict[str, object] = {"vcodec": self.codec, "pix_fmt": pix_fmt}
+        if self.crf is not None:
+            kwargs["crf"] = self.crf
+        if self.preset is not None:
+            kwargs["preset"] = self.preset
+        kwargs.update(self.extra)
+        return kwargs
+
+
+def _has_audio(path: Path) -> bool:
+    import av
+
+    with av.open(str(path)) as container:
+        return bool(container.streams.audio)
+
+
+class VideoWriter:
+    """Write ``(H, W, 3)`` ``uint8`` RGB frames to a labelled video file, atomically.
+
+    Args:
+        path: output file (its extension picks the container).
+        width, height: frame size.
+        fps: exact frame rate, e.g. ``Fraction(24000, 1001)``.
+        audio_from: a video whose first audio stream is copied untouched (skipped if it has none).
+        encode: codec and quality.
+        label_inputs: role -> path of source files, hashed into the synthetic-media label.
+        label_kind: what the output is, for the label.
+        protect: more paths that must never be overwritten.
+
+    Use as a context manager: an exception inside the block removes the partial file.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        audio_from: str | Path | None = None,
+        encode: EncodeOptions | None = None,
+        label_inputs: dict[str, str | Path] | None = None,
+        label_kind: str = "face manipulation",
+        protect: tuple[str | Path, ...] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        if self.width <= 0 or self.height <= 0:
+            raise OutputError(f"invalid frame size {width}x{height} for {path}")
+        label_inputs = dict(label_inputs or {})
+        refuse_input_overwrite(self.path, [audio_from, *label_inputs.values(), *protect])
+        self.frames_written = 0
+        self._tmp = temporary_sibling(self.path)
+        self._log = self._tmp.with_suffix(".log")
+        encode = encode or EncodeOptions()
+
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{self.width}x{self.height}",
+                             framerate=str(Fraction(fps)))
+        streams = [video.video]
+        kwargs = encode.output_kwargs(self.width, self.height)
+        if audio_from is not None and _has_audio(Path(audio_from)):
+            streams.append(ffmpeg.input(str(audio_from)).audio)
+            kwargs["acodec"] = "copy"
+        kwargs["f"] = _muxer_for(self.path)
+        if kwargs["f"] == "mp4":
+            kwargs["movflags"] = "+use_metadata_tags"
+        args = ffmpeg.output(*streams, str(self._tmp), **kwargs).overwrite_output().compile(cmd=ffmpeg_exe())
+        tags = synthetic_media_metadata(label_inputs, purpose=label_kind)
+        metadata = [item for key, value in tags.items() for item in ("-metadata", f"{key}={value}")]
+        at = args.index(str(self._tmp))
+        args = [*args[:at], *metadata, *args[at:]]
+        with open(self._log, "wb") as log:
+            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` ``uint8`` RGB frame."""
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            self.abort()
+            raise OutputError(
+                f"frame {self.frames_written} has shape {frame.shape} {frame.dtype}, "
+                f"expected ({self.height}, {self.width}, 3) uint8"
+            )
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            self._fail("ffmpeg stopped reading frames")
+        self.frames_written += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it into place. Returns the final path."""
+        self._proc.stdin.close()
+        if self._proc.wait() != 0:
+            self._fail(f"ffmpeg exited with status {self._proc.returncode}")
+        if self.frames_written == 0:
+            self._fail("no frames were written")
+        os.replace(self._tmp, self.path)
+        self._log.unlink(missing_ok=True)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the partial output."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._tmp.unlink(missing_ok=True)
+        self._log.unlink(missing_ok=True)
+
+    def _fail(self, what: str) -> None:
+        tail = self._log.read_text(errors="replace").strip().splitlines()[-1:] if self._log.exists() else []
+        self.abort()
+        detail = f": {tail[0][:300]}" if tail else ""
+        raise OutputError(f"writing {self.path} failed, {what}{detail}")
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _muxer_for(path: Path) -> str:
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
+            ".webm": "webm"}.get(path.suffix.lower(), "mp4")
+
+
+def extract_audio(video: str | Path, output: str | Path) -> Path | None:
+    """Stream-copy the first audio track of ``video`` into ``output`` (Matroska holds any codec).
+
+    Returns the output path, or ``None`` when the video has no audio (nothing is written then).
+    """
+    video, output = Path(video), Path(output)
+    if not _has_audio(video):
+        return None
+    refuse_input_overwrite(output, [video])
+    tmp = temporary_sibling(output)
+    cmd = (ffmpeg.input(str(video)).output(str(tmp), map="0:a:0", acodec="copy", f="matroska")
+           .overwrite_output().compile(cmd=ffmpeg_exe()))
+    result = subprocess.run(cmd, capture_output=True)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        last = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise OutputError(f"extracting audio from {video} failed: {last[0][:300]}")
+    os.replace(tmp, output)
+    return output
