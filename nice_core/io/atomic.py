@@ -34,6 +34,9 @@ def temporary_sibling(path: str | Path, suffix: str | None = None) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=(suffix or path.suffix) + ".partial",
                                 dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     return Path(name)
 
 

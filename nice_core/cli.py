@@ -1,0 +1,190 @@
+"""``nice-core``: run one pipeline stage on one video.
+
+Every subcommand calls the same library functions the Snakemake rules call. Expected failures
+(:class:`~nice_core.errors.NiceError`) print one line, ``nice-core: error: ...``, and exit non-zero;
+outputs of a failed command are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nice_core import __version__
+from nice_core.errors import NiceError
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--option`` per dataclass field (``crop_size`` -> ``--crop-size``; booleans get ``--no-x``)."""
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        help_text = f"(default: {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        else:
+            parser.add_argument(flag, dest=field.name, type=type(default), default=None, help=help_text)
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, base: dict | None = None):
+    """Build ``cls`` from ``base`` values (e.g. a config section) overridden by the given options."""
+    values = dict(base or {})
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise NiceError(f"unknown {cls.__name__} setting(s): {', '.join(sorted(unknown))}")
+    for field in dataclasses.fields(cls):
+        if getattr(args, field.name, None) is not None:
+            values[field.name] = getattr(args, field.name)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise NiceError(f"invalid {cls.__name__}: {err}") from None
+
+
+def config_flags(cls: type, section: dict) -> str:
+    """The command-line flags that reproduce a config section, for Snakemake rules.
+
+    Unknown keys raise, so a typo in ``config.yaml`` fails the workflow at start instead of being ignored.
+    """
+    import shlex
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(section) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) in config.yaml: {', '.join(sorted(unknown))}")
+    flags = []
+    for key, value in section.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + key.replace("_", "-"))
+        else:
+            flags.extend([flag, shlex.quote(str(value))])
+    return " ".join(flags)
+
+
+def _load_section(path: str | None, section: str) -> dict:
+    if not path:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise NiceError(f"cannot read config {path}: {err}") from None
+    return dict(data.get(section) or {})
+
+
+class _Cleanup:
+    """Remove the files a command created if it fails (outputs that existed before are left alone)."""
+
+    def __init__(self) -> None:
+        self._paths: list[Path] = []
+
+    def track(self, path: Path) -> Path:
+        if not path.exists():
+            self._paths.append(path)
+        return path
+
+    def run(self) -> None:
+        for path in reversed(self._paths):
+            if path.is_dir():
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            else:
+                path.unlink(missing_ok=True)
+
+
+def cmd_probe(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.io import extract_audio, probe_video, write_json
+
+    probe = probe_video(args.video)
+    if args.output:
+        write_json(cleanup.track(Path(args.output)), probe.to_dict())
+    else:
+        print(probe.to_json())
+    if args.audio:
+        if extract_audio(args.video, cleanup.track(Path(args.audio))) is None:
+            print(f"no audio stream in {args.video}", file=sys.stderr)
+    return 0
+
+
+def cmd_track(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.face import TrackConfig, track_video
+    from nice_core.io import EncodeOptions, VideoProbe, extract_audio, probe_video, write_json
+
+    config = dataclass_from_args(TrackConfig, args, _load_section(args.config, "face"))
+    encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
+    out_dir = cleanup.track(Path(args.output))
+    if args.probe:
+        import json
+
+        probe = VideoProbe.from_dict(json.loads(Path(args.probe).read_text()))
+    else:
+        probe = probe_video(args.video)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(cleanup.track(out_dir / "probe.json"), probe.to_dict())
+        extract_audio(args.video, cleanup.track(out_dir / "audio.mka"))
+    cleanup.track(out_dir / "face.h5")
+    cleanup.track(out_dir / "preview.mp4")
+    result = track_video(args.video, out_dir, config, probe=probe, encode=encode,
+                         show_progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nice_core.face import TrackConfig
+    from nice_core.io import EncodeOptions
+
+    parser = argparse.ArgumentParser(prog="nice-core", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"nice-core {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    probe = sub.add_parser("probe", help="probe and validate a video; extract its audio (frame extraction stage)")
+    probe.add_argument("video")
+    probe.add_argument("-o", "--output", help="write the probe as JSON here (default: print it)")
+    probe.add_argument("--audio", help="stream-copy the audio track into this file (.mka)")
+    probe.set_defaults(func=cmd_probe)
+
+    track = sub.add_parser("track", help="probe, track one face, align and crop it into DIR/face.h5")
+    track.add_argument("video")
+    track.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    track.add_argument("--probe", help="reuse this probe JSON (from `nice-core probe`) instead of probing again")
+    track.add_argument("--config", help="read defaults from the face: and encode: sections of this YAML file")
+    track.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    group = track.add_argument_group("tracking and alignment")
+    add_dataclass_options(group, TrackConfig)
+    group = track.add_argument_group("preview encoding")
+    for field in dataclasses.fields(EncodeOptions):
+        if field.name in ("codec", "crf", "preset"):
+            group.add_argument("--" + field.name, dest=field.name, type=type(field.default) if field.default
+                               is not None else str, default=None, help=f"(default: {field.default})")
+    track.set_defaults(func=cmd_track)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace, _Cleanup], int] = args.func
+    cleanup = _Cleanup()
+    try:
+        return func(args, cleanup)
+    except NiceError as err:
+        cleanup.run()
+        print(f"nice-core: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        cleanup.run()
+        print("nice-core: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The per-video HDF5 store: everything later stages need about one video's face, in one file.
+
+Later stages read only this file; they never re-detect. Layout (N frames, S = crop size):
+
+==================  ==================  =====================================================
+dataset             shape, dtype        meaning
+==================  ==================  =====================================================
+``detected``        (N,) bool           the subject was detected in this frame
+``has_face``        (N,) bool           detected, or inside a short gap that was filled
+``landmarks``       (N, 478, 3) f4      face-mesh landmarks in frame pixels (NaN: no face)
+``pose``            (N, 3) f4           yaw, pitch, roll in degrees
+``align_raw``       (N, 4) f8           per-frame crop params ``cx, cy, log half side, angle``
+``align``           (N, 4) f8           the same, temporally smoothed (used for the crops)
+``transforms``      (N, 2, 3) f8        frame -> crop affine matrix (NaN: no face)
+``hands``           (N, 2, 21, 2) f4    hand landmarks in frame pixels (NaN: none)
+``crops``           (N, S, S, 3) u1     aligned RGB crops, one chunk per frame
+``masks``           (N, S, S) u1        soft face mask, 255 = face
+==================  ==================  =====================================================
+
+Attributes: ``schema_version``, ``nice_core_version``, ``video``, ``video_sha256``, ``probe`` (JSON),
+``config`` (JSON), ``crop_size``. Stages that come later add their own groups (e.g. ``prior3d/``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from nice_core.errors import InputError
+from nice_core.face.landmarks import N_HAND_LANDMARKS, N_LANDMARKS
+
+SCHEMA_VERSION = 1
+MAX_HANDS = 2
+#: Frames per chunk for the small per-frame arrays.
+ROW_CHUNK = 256
+
+
+class FaceStore:
+    """A per-video HDF5 store. Open with :meth:`create` or :meth:`open`; use as a context manager."""
+
+    def __init__(self, handle: h5py.File) -> None:
+        self.h5 = handle
+
+    @classmethod
+    def create(cls, path: str | Path, n_frames: int, crop_size: int, attrs: dict[str, object],
+               compression: str | None = "lzf") -> FaceStore:
+        """Create a new store for ``n_frames`` frames with ``crop_size`` crops (overwrites ``path``)."""
+        h5 = h5py.File(path, "w")
+        n, s = int(n_frames), int(crop_size)
+        rows = min(ROW_CHUNK, n)
+
+        def make(name: str, shape: tuple[int, ...], dtype: object, fill: object, chunks: tuple[int, ...]):
+            h5.create_dataset(name, shape=shape, dtype=dtype, fillvalue=fill, chunks=chunks,
+                              compression=compression)
+
+        make("detected", (n,), bool, False, (rows,))
+        make("has_face", (n,), bool, False, (rows,))
+        make("landmarks", (n, N_LANDMARKS, 3), "f4", np.nan, (min(64, n), N_LANDMARKS, 3))
+        make("pose", (n, 3), "f4", np.nan, (rows, 3))
+        make("align_raw", (n, 4), "f8", np.nan, (rows, 4))
+        make("align", (n, 4), "f8", np.nan, (rows, 4))
+        make("transforms", (n, 2, 3), "f8", np.nan, (rows, 2, 3))
+        make("hands", (n, MAX_HANDS, N_HAND_LANDMARKS, 2), "f4", np.nan, (rows, MAX_HANDS, N_HAND_LANDMARKS, 2))
+        make("crops", (n, s, s, 3), "u1", 0, (1, s, s, 3))
+        make("masks", (n, s, s), "u1", 0, (1, s, s))
+        h5.attrs["schema_version"] = SCHEMA_VERSION
+        h5.attrs["crop_size"] = s
+        for key, value in attrs.items():
+            h5.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        return cls(h5)
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "r") -> FaceStore:
+        """Open an existing store, checking that it is one."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"face store not found: {path} (run `nice-core track` first)")
+        try:
+            h5 = h5py.File(path, mode)
+        except OSError:
+            raise InputError(f"not a readable HDF5 face store: {path}") from None
+        version = h5.attrs.get("schema_version")
+        if version != SCHEMA_VERSION or "crops" not in h5:
+            h5.close()
+            raise InputError(f"{path} is not a nice-core face store of schema {SCHEMA_VERSION}")
+        return cls(h5)
+
+    # -- convenient access ------------------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        return int(self.h5["has_face"].shape[0])
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.h5.attrs["crop_size"])
+
+    def json_attr(self, key: str) -> object:
+        return json.loads(self.h5.attrs[key])
+
+    def __getitem__(self, name: str) -> h5py.Dataset:
+        return self.h5[name]
+
+    def crop(self, index: int) -> np.ndarray:
+        """``(S, S, 3)`` ``uint8`` RGB crop of frame ``index`` (zeros where there is no face)."""
+        return self.h5["crops"][index]
+
+    def mask(self, index: int) -> np.ndarray:
+        """``(S, S)`` ``float32`` mask in ``[0, 1]`` of frame ``index``."""
+        return self.h5["masks"][index].astype(np.float32) / 255.0
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def __enter__(self) -> FaceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
