@@ -155,6 +155,8 @@ def probe_video(path: str | Path) -> VideoProbe:
                         first_frame = frame
                         width, height = frame.width, frame.height
         except av.FFmpegError as err:
+            if decoded == 0:
+                raise InputError(f"video has zero decodable frames: {path} ({_reason(err)})") from None
             raise InputError(
                 f"video stream is corrupt or truncated in {path} after {decoded} frames ({_reason(err)})"
             ) from None

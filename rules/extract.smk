@@ -1,0 +1,20 @@
+# Frame extraction: probe and validate the video, record the probe as JSON, copy out its audio.
+# Frames themselves are not written to disk: later stages stream them from the video by index.
+
+
+rule extract:
+    input:
+        video=video_path,
+    output:
+        probe=WORK / "{video}" / "probe.json",
+    params:
+        audio=lambda wc: WORK / wc.video / "audio.mka",
+    log:
+        LOGS / "extract" / "{video}.log",
+    benchmark:
+        BENCH / "extract" / "{video}.tsv"
+    resources:
+        mem_mb=res("extract", "mem_mb", 1000),
+        runtime=res("extract", "runtime", 10),
+    shell:
+        "nice-core probe {input.video:q} -o {output.probe:q} --audio {params.audio:q} > {log:q} 2>&1"

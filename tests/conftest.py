@@ -1,0 +1,100 @@
+"""Shared fixtures: the bundled sample, short clips cut from it, and synthetic bad inputs.
+
+Every clip is made here with the ffmpeg binary the package uses; tests swap or edit nobody's face.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nice_core.io import ffmpeg_exe
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "resources" / "sample" / "pexels-wolfgang-langer-3063838.mp4"
+
+
+def run_ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def short_clip(clips: Path) -> Path:
+    """The first 48 frames of the sample, re-encoded at the same exact rate, with its audio."""
+    out = clips / "short.mp4"
+    run_ffmpeg("-i", str(SAMPLE), "-frames:v", "48", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
+               "-c:a", "copy", "-t", "2.1", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def hand_clip(clips: Path) -> Path:
+    """36 frames of the sample where a hand covers part of the face (from frame 140)."""
+    out = clips / "hand.mp4"
+    run_ffmpeg("-i", str(SAMPLE), "-vf", "select=between(n\\,140\\,175)", "-fps_mode", "passthrough",
+               "-an", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def no_face_clip(clips: Path) -> Path:
+    out = clips / "noface.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "1", "-pix_fmt", "yuv420p", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(clips: Path, short_clip: Path) -> dict[str, Path]:
+    """One file per kind of bad input, with the words its error message must contain."""
+    text = clips / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    audio_only = clips / "audio_only.m4a"
+    run_ffmpeg("-f", "lavfi", "-i", "sine=duration=1", str(audio_only))
+    faststart = clips / "faststart.mp4"
+    run_ffmpeg("-i", str(short_clip), "-c", "copy", "-movflags", "+faststart", str(faststart))
+    truncated = clips / "truncated.mp4"
+    truncated.write_bytes(faststart.read_bytes()[: faststart.stat().st_size // 2])
+    # A raw H.264 stream cut before its first picture: the stream and its size are declared, no frame is.
+    annexb = clips / "full.h264"
+    run_ffmpeg("-i", str(SAMPLE), "-frames:v", "5", "-an", "-c:v", "copy", "-bsf:v", "h264_mp4toannexb",
+               "-f", "h264", str(annexb))
+    zero = clips / "zero_frames.h264"
+    zero.write_bytes(annexb.read_bytes()[:_first_picture(annexb.read_bytes())])
+    empty = clips / "empty.mp4"
+    empty.write_bytes(b"")
+    return {
+        "missing": clips / "does_not_exist.mp4",
+        "not_a_video": text,
+        "no_video_stream": audio_only,
+        "truncated": truncated,
+        "zero_frames": zero,
+        "empty": empty,
+    }
+
+
+def _first_picture(annexb: bytes) -> int:
+    """Byte offset of the first IDR slice NAL unit (type 5) in an Annex B H.264 stream."""
+    at = annexb.find(b"\x00\x00\x01")
+    while at >= 0:
+        if annexb[at + 3] & 0x1F == 5:
+            return at
+        at = annexb.find(b"\x00\x00\x01", at + 3)
+    raise ValueError("no IDR slice")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))

@@ -1,0 +1,116 @@
+import hashlib
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from nice_core.errors import OutputError
+from nice_core.io import EncodeOptions, VideoReader, VideoWriter, extract_audio, probe_video
+
+
+def audio_packets_md5(path) -> str:
+    digest = hashlib.md5()
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.audio[0]):
+            if packet.size:
+                digest.update(bytes(packet))
+    return digest.hexdigest()
+
+
+def test_random_access_matches_sequential(short_clip):
+    with VideoReader(short_clip) as reader:
+        assert len(reader) == 48
+        sequential = {i: f for i, f in reader.iter_frames() if i in (0, 7, 30, 47)}
+        for index in (30, 0, 47, 7):
+            assert np.array_equal(reader[index], sequential[index])
+        assert np.array_equal(reader[-1], sequential[47])
+        with pytest.raises(IndexError):
+            reader[48]
+
+
+def test_iter_from_the_middle(short_clip):
+    with VideoReader(short_clip) as reader:
+        tail = list(reader.iter_frames(40))
+        assert [i for i, _ in tail] == list(range(40, 48))
+        assert np.array_equal(tail[0][1], reader[40])
+
+
+def test_writer_keeps_exact_rate_frames_audio_and_labels(short_clip, tmp_path):
+    out = tmp_path / "copy.mp4"
+    with VideoReader(short_clip) as reader, VideoWriter(
+        out, reader.probe.width, reader.probe.height, reader.probe.fps, audio_from=short_clip,
+        label_inputs={"target": short_clip},
+    ) as writer:
+        for frame in reader:
+            writer.write(frame)
+    probe = probe_video(out)
+    assert probe.fps == Fraction(24000, 1001)
+    assert probe.n_frames == 48
+    assert audio_packets_md5(out) == audio_packets_md5(short_clip)
+    assert probe.tags["synthetic_media"] == "true"
+    assert "SYNTHETIC MEDIA" in probe.tags["comment"]
+    assert len(probe.tags["input_target_sha256"]) == 64
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_writer_codec_and_quality_are_options(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(6)]
+    sizes = {}
+    for crf in (0, 40):
+        out = tmp_path / f"crf{crf}.mkv"
+        with VideoWriter(out, 64, 48, Fraction(25), encode=EncodeOptions(crf=crf, preset="veryfast")) as w:
+            for f in frames:
+                w.write(f)
+        sizes[crf] = out.stat().st_size
+    assert sizes[0] > sizes[40]
+    out = tmp_path / "mpeg4.avi"
+    with VideoWriter(out, 64, 48, Fraction(30000, 1001), encode=EncodeOptions(codec="mpeg4", crf=None,
+                                                                                preset=None)) as w:
+        for f in frames:
+            w.write(f)
+    probe = probe_video(out)
+    assert probe.codec == "mpeg4" and probe.fps == Fraction(30000, 1001)
+
+
+def test_odd_frame_size_is_kept(tmp_path):
+    out = tmp_path / "odd.mp4"
+    with VideoWriter(out, 63, 47, Fraction(25)) as writer:
+        for i in range(3):
+            writer.write(np.full((47, 63, 3), 50 * i, np.uint8))
+    probe = probe_video(out)
+    assert (probe.width, probe.height) == (63, 47)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    out = tmp_path / "broken.mp4"
+    with pytest.raises(RuntimeError):
+        with VideoWriter(out, 64, 48, Fraction(25)) as writer:
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+            raise RuntimeError("the caller failed mid-video")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputError, match="expected"):
+        with VideoWriter(out, 64, 48, Fraction(25)) as writer:
+            writer.write(np.zeros((10, 10, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_input_is_never_overwritten(short_clip, tmp_path):
+    before = short_clip.read_bytes()
+    with pytest.raises(OutputError, match="refusing to overwrite an input"):
+        VideoWriter(short_clip, 640, 360, Fraction(25), audio_from=short_clip)
+    link = tmp_path / "link.mp4"
+    link.symlink_to(short_clip)
+    with pytest.raises(OutputError, match="refusing"):
+        VideoWriter(link, 640, 360, Fraction(25), label_inputs={"target": short_clip})
+    with pytest.raises(OutputError, match="refusing"):
+        extract_audio(short_clip, short_clip)
+    assert short_clip.read_bytes() == before
+
+
+def test_extract_audio_copies_the_stream(short_clip, no_face_clip, tmp_path):
+    out = extract_audio(short_clip, tmp_path / "audio.mka")
+    assert audio_packets_md5(out) == audio_packets_md5(short_clip)
+    assert extract_audio(no_face_clip, tmp_path / "none.mka") is None
+    assert not (tmp_path / "none.mka").exists()
