@@ -56,6 +56,26 @@ class Timers:
         self.calls.clear()
 
 
+DETECT = "pass 1: detect (total)"
+CROP = "pass 2: crop (total)"
+#: Print order of the breakdown; indented labels are parts of the unindented one above them.
+ORDER = [
+    "probe (validate, decode all packets)",
+    "sha256 of the input",
+    DETECT,
+    "  face mesh (mediapipe)",
+    "  hands (mediapipe)",
+    "gap fill",
+    "smoothing",
+    CROP,
+    "  face mask",
+    "  head pose",
+    "  draw preview",
+    "  preview pipe to ffmpeg",
+    "preview close (ffmpeg flush)",
+]
+
+
 @contextlib.contextmanager
 def instrumented():
     """Wrap the stage's main parts with timers for the duration of the block."""
@@ -66,12 +86,12 @@ def instrumented():
     timers = Timers()
     timers.wrap(track, "probe_video", "probe (validate, decode all packets)")
     timers.wrap(track, "file_sha256", "sha256 of the input")
-    timers.wrap(track, "_detect_pass", "pass 1: detect (total)")
+    timers.wrap(track, "_detect_pass", DETECT)
     timers.wrap(landmarks.FaceMeshDetector, "detect", "  face mesh (mediapipe)")
     timers.wrap(landmarks.HandDetector, "detect", "  hands (mediapipe)")
     timers.wrap(track, "_fill_gaps", "gap fill")
     timers.wrap(track, "smooth_params", "smoothing")
-    timers.wrap(track, "_crop_pass", "pass 2: crop (total)")
+    timers.wrap(track, "_crop_pass", CROP)
     timers.wrap(track, "face_mask", "  face mask")
     timers.wrap(track, "head_pose", "  head pose")
     timers.wrap(track, "draw_preview", "  draw preview")
@@ -136,10 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_breakdown:
         print()
         print("breakdown of the best run (wall time inside each part; indented = part of the line above):")
-        for label, seconds in totals.items():
+        detect_parts = ("  face mesh (mediapipe)", "  hands (mediapipe)")
+        crop_parts = ("  face mask", "  head pose", "  draw preview", "  preview pipe to ffmpeg")
+        rows = [(label, totals.get(label, 0.0), calls.get(label, 0)) for label in ORDER]
+        other_detect = totals.get(DETECT, 0.0) - sum(totals.get(k, 0.0) for k in detect_parts)
+        other_crop = totals.get(CROP, 0.0) - sum(totals.get(k, 0.0) for k in crop_parts)
+        rows.insert(ORDER.index(DETECT) + len(detect_parts) + 1,
+                    ("  other (decode, tracker, HDF5 writes)", other_detect, None))
+        rows.insert(ORDER.index(CROP) + len(crop_parts) + 2,
+                    ("  other (decode, warp, HDF5 I/O)", other_crop, None))
+        accounted = sum(totals.get(k, 0.0) for k in ORDER if not k.startswith(" "))
+        rows.append(("rest (setup, model load, store open/close)", wall - accounted, None))
+        for label, seconds, n_calls in rows:
             per = 1000 * seconds / n_frames
-            print(f"  {label:<40s} {seconds:7.2f} s  {per:6.1f} ms/frame  {100 * seconds / wall:5.1f} %"
-                  f"  ({calls[label]} calls)")
+            extra = f"  ({n_calls} calls)" if n_calls is not None else ""
+            print(f"  {label:<42s} {seconds:7.2f} s  {per:6.1f} ms/frame  {100 * seconds / wall:5.1f} %{extra}")
         n_dec, dec = decode_only(args.video)
         print(f"decode only (VideoReader.iter_frames, one pass): {dec:.2f} s for {n_dec} frames = "
               f"{n_dec / dec:.1f} frames/s ({1000 * dec / n_dec:.1f} ms/frame; the stage decodes twice)")

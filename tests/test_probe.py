@@ -1,8 +1,8 @@
 from fractions import Fraction
 
 import pytest
-
 from conftest import run_ffmpeg
+
 from nice_core.errors import InputError
 from nice_core.io import probe_video
 

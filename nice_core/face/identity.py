@@ -49,20 +49,31 @@ def embedding_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
 
 
-def reference_embedding(image_path: str | Path) -> np.ndarray:
-    """Embedding of the largest face in a reference image file."""
-    import cv2
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file (PNG, JPEG, ...) or a video's first frame as ``(H, W, 3)`` ``uint8`` RGB.
 
+    Decoded with PyAV (FFmpeg): OpenCV's PNG decoder was seen to fail in a process that had already
+    loaded mediapipe and decord, while FFmpeg's is the one every video here goes through anyway.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            return frame.to_ndarray(format="rgb24")
+    except (av.FFmpegError, StopIteration, IndexError, UnicodeDecodeError):
+        raise InputError(f"not a readable image: {path}") from None
+
+
+def reference_embedding(image_path: str | Path) -> np.ndarray:
+    """Embedding of the largest face in a reference image (or a video's first frame)."""
     from nice_core.face.landmarks import FaceMeshDetector
     from nice_core.face.tracking import SubjectRule, choose_subject
 
-    path = Path(image_path)
-    if not path.is_file():
-        raise InputError(f"reference image not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"not a readable image: {path}")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = read_image(image_path)
     detector = FaceMeshDetector(max_faces=4, static_image_mode=True)
     try:
         faces = detector.detect(rgb)
@@ -70,5 +81,5 @@ def reference_embedding(image_path: str | Path) -> np.ndarray:
         detector.close()
     pick = choose_subject(faces, SubjectRule())
     if pick is None:
-        raise NoFaceError(f"no face in the reference image {path}")
+        raise NoFaceError(f"no face in the reference image {image_path}")
     return face_embedding(rgb, faces[pick])

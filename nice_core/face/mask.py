@@ -38,7 +38,7 @@ def face_oval_mask(crop_landmarks: np.ndarray, size: int, feather: float) -> np.
     if radius > 0:
         k = 2 * int(np.ceil(radius)) + 1
         mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        mask = _blur(mask, radius / 2)
+        mask = _blur(mask, radius / 3)  # 3 sigma = radius: the blur ends where the erosion began
     return np.clip(mask, 0.0, 1.0)
 
 
@@ -63,7 +63,7 @@ def hand_mask(crop_hands: list[np.ndarray], size: int, feather: float) -> np.nda
     if radius > 0 and mask.any():
         k = 2 * int(np.ceil(radius)) + 1
         mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        mask = _blur(mask, radius / 2)
+        mask = _blur(mask, radius / 3)  # 3 sigma = radius: the soft edge ends where the dilation began
     return np.clip(mask, 0.0, 1.0)
 
 

@@ -90,11 +90,10 @@ def _reference_distance(rule: SubjectRule):
 
 
 def _detect_pass(reader: VideoReader, store: FaceStore, config: TrackConfig, fps: float,
-                 show: bool, console: TextIO) -> np.ndarray:
+                 show: bool, console: TextIO, distance_for) -> np.ndarray:
     """Pass 1: the subject's landmarks and hands per frame into the store; returns raw align params."""
     n = len(reader)
     rule = SubjectRule.parse(config.subject)
-    distance_for = _reference_distance(rule)
     mesh = FaceMeshDetector(config.max_faces, config.min_detection_confidence,
                             config.min_tracking_confidence)
     hands_model = HandDetector(MAX_HANDS) if config.detect_hands else None
@@ -206,6 +205,7 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
     video, out_dir = Path(video), Path(out_dir)
     probe = probe or probe_video(video)
     fps = float(probe.fps)
+    distance_for = _reference_distance(SubjectRule.parse(config.subject))  # checks the reference image first
     out_dir.mkdir(parents=True, exist_ok=True)
     store_path, preview_path = out_dir / "face.h5", out_dir / "preview.mp4"
     tmp_store = temporary_sibling(store_path)
@@ -217,7 +217,7 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
                      "config": asdict(config), "nice_core_version": _version()}
             with FaceStore.create(tmp_store, n, config.crop_size, attrs) as store:
                 with native_stderr_silenced() as console:
-                    raw = _detect_pass(reader, store, config, fps, show, console)
+                    raw = _detect_pass(reader, store, config, fps, show, console, distance_for)
                 if np.isnan(raw[:, 0]).all():
                     raise NoFaceError(f"no face found in any of the {n} frames of {video}")
                 has_face = _fill_gaps(store, raw, int(round(config.max_gap_s * fps)))
