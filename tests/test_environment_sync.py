@@ -1,8 +1,8 @@
 """environment.yml (conda, for clusters) must ask for exactly what pyproject.toml asks for."""
 
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
