@@ -44,7 +44,7 @@ def test_a_hand_is_cut_out_of_the_mask():
     occluded = face_mask(landmarks, [hand], size, 0.03)
     assert occluded[80, 46] < 0.05 < plain[80, 46]
     assert occluded[40, 90] == pytest.approx(plain[40, 90])
-    assert hand_mask([], size, 0.03).max() == 0.0
+    assert hand_mask([], (size, size), 4.0).max() == 0.0
 
 
 def project(points3d, yaw_deg, size=(480, 640)):

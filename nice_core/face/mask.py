@@ -17,24 +17,22 @@ def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, sigmaY=sigma) if sigma > 0 else mask
 
 
-def face_oval_mask(crop_landmarks: np.ndarray, size: int, feather: float) -> np.ndarray:
-    """Feathered face-oval mask.
+def polygon_mask(polygon: np.ndarray, shape: tuple[int, int], radius: float) -> np.ndarray:
+    """Feathered mask of a polygon.
 
     Args:
-        crop_landmarks: ``(478, 2+)`` landmarks in crop pixels.
-        size: crop side in pixels.
-        feather: width of the soft edge as a fraction of ``size``. The oval is shrunk by that much
-            before blurring, so the mask reaches zero at the oval's edge and never bleeds past it.
+        polygon: ``(K, 2)`` vertices in pixels.
+        shape: ``(height, width)`` of the mask.
+        radius: width of the soft edge in pixels. The polygon is shrunk by that much before blurring, so
+            the mask reaches zero at the polygon's edge and never bleeds past it.
 
     Returns:
-        ``(size, size)`` ``float32`` in ``[0, 1]``.
+        ``(height, width)`` ``float32`` in ``[0, 1]``.
     """
     import cv2
 
-    radius = max(0.0, feather * size)
-    polygon = np.asarray(crop_landmarks)[list(face_oval_indices()), :2]
-    mask = np.zeros((size, size), dtype=np.float32)
-    cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+    mask = np.zeros(shape, dtype=np.float32)
+    cv2.fillPoly(mask, [np.round(np.asarray(polygon) * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
     if radius > 0:
         k = 2 * int(np.ceil(radius)) + 1
         mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -42,16 +40,31 @@ def face_oval_mask(crop_landmarks: np.ndarray, size: int, feather: float) -> np.
     return np.clip(mask, 0.0, 1.0)
 
 
-def hand_mask(crop_hands: list[np.ndarray], size: int, feather: float) -> np.ndarray:
-    """Soft mask of hands, from ``(21, 2)`` hand landmarks in crop pixels; ``(size, size)`` in ``[0, 1]``.
+def face_oval_mask(crop_landmarks: np.ndarray, size: int, feather: float) -> np.ndarray:
+    """Feathered face-oval mask of a square crop.
+
+    Args:
+        crop_landmarks: ``(478, 2+)`` landmarks in crop pixels.
+        size: crop side in pixels.
+        feather: width of the soft edge as a fraction of ``size`` (see :func:`polygon_mask`).
+
+    Returns:
+        ``(size, size)`` ``float32`` in ``[0, 1]``.
+    """
+    polygon = np.asarray(crop_landmarks)[list(face_oval_indices()), :2]
+    return polygon_mask(polygon, (size, size), max(0.0, feather * size))
+
+
+def hand_mask(hands: list[np.ndarray], shape: tuple[int, int], radius: float) -> np.ndarray:
+    """Soft mask of hands, from ``(21, 2)`` hand landmarks in pixels; ``shape`` ``(H, W)``, in ``[0, 1]``.
 
     The palm is filled and each finger drawn as a thick stroke whose width follows the palm's size.
-    It is dilated by the feather width so the face mask's soft edge stays off the fingers.
+    It is dilated by ``radius`` pixels so a face mask's soft edge stays off the fingers.
     """
     import cv2
 
-    mask = np.zeros((size, size), dtype=np.float32)
-    for hand in crop_hands:
+    mask = np.zeros(shape, dtype=np.float32)
+    for hand in hands:
         hand = np.asarray(hand, dtype=np.float64)
         palm = hand[list(_PALM)]
         width = max(2, int(round(0.35 * np.linalg.norm(hand[5] - hand[17]))))
@@ -59,7 +72,6 @@ def hand_mask(crop_hands: list[np.ndarray], size: int, feather: float) -> np.nda
         for chain in _FINGERS:
             cv2.polylines(mask, [np.round(hand[list(chain)]).astype(np.int32)], False, 1.0,
                           thickness=width, lineType=cv2.LINE_AA)
-    radius = feather * size
     if radius > 0 and mask.any():
         k = 2 * int(np.ceil(radius)) + 1
         mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -72,5 +84,5 @@ def face_mask(crop_landmarks: np.ndarray, crop_hands: list[np.ndarray], size: in
     """Face-oval mask with hands removed, ``(size, size)`` ``float32`` in ``[0, 1]``."""
     mask = face_oval_mask(crop_landmarks, size, feather)
     if crop_hands:
-        mask *= 1.0 - hand_mask(crop_hands, size, feather)
+        mask *= 1.0 - hand_mask(crop_hands, (size, size), feather * size)
     return mask
