@@ -138,9 +138,69 @@ def cmd_track(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0
 
 
+def cmd_swap(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.io import EncodeOptions
+    from nice_core.proxy.swap import SwapConfig, swap_video
+
+    config = dataclass_from_args(SwapConfig, args, _load_section(args.config, "swap"))
+    encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
+    output = cleanup.track(Path(args.output))
+    result = swap_video(args.identity, args.target, output, config, store=args.store, encode=encode,
+                        show_progress=not args.quiet)
+    print(f"{result.frames_swapped}/{result.n_frames} frames swapped -> {result.output}")
+    return 0
+
+
+def cmd_external_swap(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.proxy.external import ExternalSwapper
+
+    try:
+        swapper = ExternalSwapper(preset=args.preset, template=args.template, tool_root=args.tool_root or "",
+                                  requires=args.requires or [], device=args.device)
+    except ValueError as err:
+        raise NiceError(str(err)) from None
+    if args.check_only:
+        swapper.check_available()
+        print("external swapper is available")
+        return 0
+    if not (args.target and args.identity and args.output):
+        raise NiceError("--target, --identity and -o are required unless --check-only")
+    output = cleanup.track(Path(args.output))
+    log = Path(args.log) if args.log else output.with_suffix(".swap.log")
+    swapper.run(args.target, args.identity, output, log)
+    print(f"external swap -> {output} (log: {log})")
+    return 0
+
+
+def cmd_check_proxy(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.io import write_json
+    from nice_core.proxy.check import check_proxy
+
+    check = check_proxy(args.target, args.proxy, max_offset=args.max_offset,
+                        correct_offset=not args.no_correct_offset)
+    for note in check.notes:
+        print(note, file=sys.stderr)
+    if args.output:
+        write_json(cleanup.track(Path(args.output)), check.to_dict())
+    print(f"proxy matches target: offset {check.frame_offset} frames"
+          f"{', rescaled' if check.rescale else ''}")
+    return 0
+
+
+def _add_encode_options(parser: argparse.ArgumentParser) -> None:
+    from nice_core.io import EncodeOptions
+
+    group = parser.add_argument_group("video encoding")
+    for field in dataclasses.fields(EncodeOptions):
+        if field.name in ("codec", "crf", "preset"):
+            group.add_argument("--" + field.name, dest=field.name, type=type(field.default) if field.default
+                               is not None else str, default=None, help=f"(default: {field.default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nice_core.face import TrackConfig
-    from nice_core.io import EncodeOptions
+    from nice_core.proxy.external import PRESETS
+    from nice_core.proxy.swap import SwapConfig
 
     parser = argparse.ArgumentParser(prog="nice-core", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nice-core {__version__}")
@@ -160,12 +220,41 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     group = track.add_argument_group("tracking and alignment")
     add_dataclass_options(group, TrackConfig)
-    group = track.add_argument_group("preview encoding")
-    for field in dataclasses.fields(EncodeOptions):
-        if field.name in ("codec", "crf", "preset"):
-            group.add_argument("--" + field.name, dest=field.name, type=type(field.default) if field.default
-                               is not None else str, default=None, help=f"(default: {field.default})")
+    _add_encode_options(track)
     track.set_defaults(func=cmd_track)
+
+    swap = sub.add_parser("swap", help="built-in FaceSwap-style per-frame swapper: write a proxy video")
+    swap.add_argument("--identity", required=True, help="identity image or video (a still of who is pasted in)")
+    swap.add_argument("--target", required=True, help="target video")
+    swap.add_argument("-o", "--output", required=True, help="proxy video to write")
+    swap.add_argument("--store", help="the target's face.h5 from `nice-core track` (skips detection)")
+    swap.add_argument("--config", help="read defaults from the swap: and encode: sections of this YAML file")
+    swap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_dataclass_options(swap.add_argument_group("swapper"), SwapConfig)
+    _add_encode_options(swap)
+    swap.set_defaults(func=cmd_swap)
+
+    ext = sub.add_parser("external-swap", help="run an external swapper (FSGAN, ...) through a command template")
+    how = ext.add_mutually_exclusive_group(required=True)
+    how.add_argument("--preset", help=f"a known tool: {', '.join(sorted(PRESETS))}")
+    how.add_argument("--template", help="a command with {target} {identity} {output} {device} placeholders")
+    ext.add_argument("--requires", nargs="*", help="programs or files a --template needs")
+    ext.add_argument("--tool-root", help="where the tool is installed (fills {tool_root})")
+    ext.add_argument("--device", default="cpu", help="cpu or cuda:N (default: cpu)")
+    ext.add_argument("--target")
+    ext.add_argument("--identity")
+    ext.add_argument("-o", "--output")
+    ext.add_argument("--log", help="the tool's log (default: OUTPUT with .swap.log)")
+    ext.add_argument("--check-only", action="store_true", help="only check that the tool is installed")
+    ext.set_defaults(func=cmd_external_swap)
+
+    check = sub.add_parser("check-proxy", help="check a proxy video against its target (count, fps, size, offset)")
+    check.add_argument("--target", required=True)
+    check.add_argument("--proxy", required=True)
+    check.add_argument("-o", "--output", help="write the check as JSON here")
+    check.add_argument("--max-offset", type=int, default=12, help="largest frame offset searched (default: 12)")
+    check.add_argument("--no-correct-offset", action="store_true", help="refuse an offset proxy instead")
+    check.set_defaults(func=cmd_check_proxy)
     return parser
 
 
