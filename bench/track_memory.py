@@ -9,8 +9,10 @@ re-encoded ``-c:v libx264 -crf 23 -preset veryfast``; audio dropped unless ``--a
 * peak RSS of the tracking process: ``getrusage(RUSAGE_SELF).ru_maxrss`` taken in the child just before
   it exits (the same number ``getrusage(RUSAGE_CHILDREN)`` gives the parent for that child; it is taken in
   the child so that every length is measured on its own and the ffmpeg that builds the input is not counted);
-* peak RSS of the child's own children (the ffmpeg encoding ``preview.mp4``), ``RUSAGE_CHILDREN`` in the child;
-* with psutil, the peak of the summed RSS of the whole process tree (Python + ffmpeg), sampled every 0.1 s.
+* with psutil (sampled every ``--interval`` s): the peak RSS of the child's own children (the ffmpeg that
+  encodes ``preview.mp4``) and the peak of the summed RSS of the whole tree (Python + ffmpeg). Not
+  ``RUSAGE_CHILDREN`` for ffmpeg: on Linux a forked child inherits the parent's RSS high-water mark up to
+  its ``exec``, so that number is the Python process's RSS at fork time, not ffmpeg's.
 
     python bench/track_memory.py                        # 20 s and 200 s of the bundled sample
     python bench/track_memory.py --seconds 200
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -58,39 +59,48 @@ def child(video: Path, out_dir: Path) -> int:
     wall = time.perf_counter() - start
     store_mb = result.store.stat().st_size / MB
     print(json.dumps({"n_frames": result.n_frames, "frames_with_face": result.frames_with_face,
-                      "wall_s": wall, "self_maxrss_mb": maxrss_mb(resource.RUSAGE_SELF),
-                      "children_maxrss_mb": maxrss_mb(resource.RUSAGE_CHILDREN), "store_mb": store_mb}),
+                      "wall_s": wall, "self_maxrss_mb": maxrss_mb(resource.RUSAGE_SELF), "store_mb": store_mb}),
           flush=True)
     return 0
 
 
-def tree_rss_mb(proc) -> float:
+def rss_mb(proc) -> tuple[float, float]:
+    """(RSS of ``proc``, summed RSS of its descendants) in MB."""
     import psutil
 
-    total = 0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    for p in procs:
+    def one(p) -> int:
         try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / MB
+            return p.memory_info().rss
+        except psutil.Error:
+            return 0
+
+    try:
+        kids = proc.children(recursive=True)
+    except psutil.Error:
+        return 0.0, 0.0
+    return one(proc) / MB, sum(one(k) for k in kids) / MB
+
+
+def frame_bytes(video: Path) -> int:
+    """Bytes of one decoded RGB frame."""
+    from nice_core.io import probe_video
+
+    probe = probe_video(video)
+    return probe.width * probe.height * 3
 
 
 def run_child(video: Path, out_dir: Path, interval: float) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(video), str(out_dir)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    peak_tree = None
+    peak_tree = peak_kids = peak_self = None
     try:
         import psutil
 
         handle = psutil.Process(proc.pid)
-        peak_tree = 0.0
+        peak_tree = peak_kids = peak_self = 0.0
         while proc.poll() is None:
-            peak_tree = max(peak_tree, tree_rss_mb(handle))
+            own, kids = rss_mb(handle)
+            peak_self, peak_kids, peak_tree = max(peak_self, own), max(peak_kids, kids), max(peak_tree, own + kids)
             time.sleep(interval)
     except ImportError:
         pass
@@ -99,7 +109,8 @@ def run_child(video: Path, out_dir: Path, interval: float) -> dict:
         raise SystemExit(f"tracking child failed with status {proc.returncode}")
     info = json.loads(stdout.strip().splitlines()[-1])
     info["tree_peak_mb"] = peak_tree
-    info["parent_children_maxrss_mb"] = maxrss_mb(resource.RUSAGE_CHILDREN)
+    info["children_peak_mb"] = peak_kids
+    info["self_sampled_peak_mb"] = peak_self
     return info
 
 
@@ -129,23 +140,28 @@ def main(argv: list[str] | None = None) -> int:
             out_dir = Path(tmp) / f"out_{seconds:g}s"
             info = run_child(looped, out_dir, args.interval)
             info["seconds"] = seconds
+            info["all_frames_mb"] = info["n_frames"] * frame_bytes(looped) / MB
             results.append(info)
-            tree = f"{info['tree_peak_mb']:.0f} MB" if info["tree_peak_mb"] is not None else "n/a (no psutil)"
+            sampled = info["tree_peak_mb"] is not None
+            tree = f"{info['tree_peak_mb']:.0f} MB" if sampled else "n/a (no psutil)"
+            kids = f"{info['children_peak_mb']:.0f} MB" if sampled else "n/a"
             print(f"{seconds:g} s looped ({looped.stat().st_size / MB:.1f} MB, built in {built:.1f} s): "
                   f"{info['n_frames']} frames, tracked in {info['wall_s']:.1f} s "
                   f"({info['n_frames'] / info['wall_s']:.1f} frames/s); "
                   f"peak RSS tracking process {info['self_maxrss_mb']:.0f} MB, "
-                  f"its ffmpeg {info['children_maxrss_mb']:.0f} MB, whole tree (sampled) {tree}; "
+                  f"its ffmpeg (sampled) {kids}, whole tree (sampled) {tree}; "
                   f"store {info['store_mb']:.0f} MB", flush=True)
             for path in out_dir.glob("*"):
                 path.unlink()
 
     print()
-    print(f"{'seconds':>8} {'frames':>7} {'peak RSS MB':>12} {'ffmpeg MB':>10} {'tree MB':>8} {'fps':>6}")
+    print(f"{'seconds':>8} {'frames':>7} {'peak RSS MB':>12} {'ffmpeg MB':>10} {'tree MB':>8} {'fps':>6} "
+          f"{'all frames decoded MB':>22}")
     for r in results:
         tree = f"{r['tree_peak_mb']:.0f}" if r["tree_peak_mb"] is not None else "n/a"
-        print(f"{r['seconds']:>8g} {r['n_frames']:>7d} {r['self_maxrss_mb']:>12.0f} {r['children_maxrss_mb']:>10.0f} "
-              f"{tree:>8} {r['n_frames'] / r['wall_s']:>6.1f}")
+        kids = f"{r['children_peak_mb']:.0f}" if r["children_peak_mb"] is not None else "n/a"
+        print(f"{r['seconds']:>8g} {r['n_frames']:>7d} {r['self_maxrss_mb']:>12.0f} {kids:>10} "
+              f"{tree:>8} {r['n_frames'] / r['wall_s']:>6.1f} {r['all_frames_mb']:>22.0f}")
     worst = max(r["self_maxrss_mb"] for r in results)
     worst_tree = max((r["tree_peak_mb"] or 0) for r in results)
     print()
@@ -156,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         a, b = results[0], results[-1]
         print(f"growth from {a['seconds']:g} s to {b['seconds']:g} s: "
               f"{b['self_maxrss_mb'] - a['self_maxrss_mb']:+.0f} MB for {b['n_frames'] - a['n_frames']:+d} frames")
+    print("(all frames decoded MB = frames x width x height x 3 bytes: what holding every decoded frame would take)")
     print("json:", json.dumps(results))
     return 0
 

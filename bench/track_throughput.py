@@ -162,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         other_detect = totals.get(DETECT, 0.0) - sum(totals.get(k, 0.0) for k in detect_parts)
         other_crop = totals.get(CROP, 0.0) - sum(totals.get(k, 0.0) for k in crop_parts)
         rows.insert(ORDER.index(DETECT) + len(detect_parts) + 1,
-                    ("  other (decode, tracker, HDF5 writes)", other_detect, None))
+                    ("  other (model load, decode, tracker, HDF5)", other_detect, None))
         rows.insert(ORDER.index(CROP) + len(crop_parts) + 2,
                     ("  other (decode, warp, HDF5 I/O)", other_crop, None))
         accounted = sum(totals.get(k, 0.0) for k in ORDER if not k.startswith(" "))
-        rows.append(("rest (setup, model load, store open/close)", wall - accounted, None))
+        rows.append(("rest (store create/close, reader open)", wall - accounted, None))
         for label, seconds, n_calls in rows:
             per = 1000 * seconds / n_frames
             extra = f"  ({n_calls} calls)" if n_calls is not None else ""

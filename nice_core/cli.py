@@ -187,6 +187,16 @@ def cmd_check_proxy(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0
 
 
+def cmd_bench_make(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+
+    config = dataclass_from_args(BenchConfig, args)
+    meta = make_benchmark(args.source, args.outdir, config, show_progress=not args.quiet)
+    print(f"benchmark of {meta['frames']} frames ({meta['frames_with_face']} with a face, "
+          f"{len(meta['outlier_frames'])} outliers) -> {args.outdir}")
+    return 0
+
+
 def _add_encode_options(parser: argparse.ArgumentParser) -> None:
     from nice_core.io import EncodeOptions
 
@@ -199,6 +209,7 @@ def _add_encode_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from nice_core.face import TrackConfig
+    from nice_core.proxy.benchmark import BenchConfig
     from nice_core.proxy.external import PRESETS
     from nice_core.proxy.swap import SwapConfig
 
@@ -252,9 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--target", required=True)
     check.add_argument("--proxy", required=True)
     check.add_argument("-o", "--output", help="write the check as JSON here")
-    check.add_argument("--max-offset", type=int, default=12, help="largest frame offset searched (default: 12)")
+    check.add_argument("--max-offset", type=int, default=15, help="largest frame offset searched (default: 15)")
     check.add_argument("--no-correct-offset", action="store_true", help="refuse an offset proxy instead")
     check.set_defaults(func=cmd_check_proxy)
+
+    bench = sub.add_parser("bench", help="benchmark data with ground truth")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
+    make = bench_sub.add_parser("make", help="write target.mp4, clean.mp4 (consistent edit), proxy.mp4 "
+                                "(flickering) and meta.json from a real clip")
+    make.add_argument("source", help="a real clip of one person")
+    make.add_argument("outdir", help="folder to write (new, or a previous benchmark folder)")
+    make.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_dataclass_options(make.add_argument_group("benchmark"), BenchConfig)
+    make.set_defaults(func=cmd_bench_make)
     return parser
 
 

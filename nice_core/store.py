@@ -30,9 +30,11 @@ import h5py
 import numpy as np
 
 from nice_core.errors import InputError
-from nice_core.face.landmarks import N_HAND_LANDMARKS, N_LANDMARKS
 
 SCHEMA_VERSION = 1
+#: Face-mesh and hand landmark counts (mediapipe's topologies, see :mod:`nice_core.face.landmarks`).
+N_LANDMARKS = 478
+N_HAND_LANDMARKS = 21
 MAX_HANDS = 2
 #: Frames per chunk for the small per-frame arrays.
 ROW_CHUNK = 256

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
-from conftest import psnr
 
 from nice_core.composite import paste_back
 from nice_core.face.alignment import crop_matrix
 from nice_core.face.mask import face_mask, face_oval_mask, hand_mask
 from nice_core.face.pose import _MODEL_POINTS, _POSE_LANDMARKS, head_pose
+
+from conftest import psnr
 
 
 def ellipse_landmarks(size: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 from fractions import Fraction
 
 import pytest
-from conftest import run_ffmpeg
 
 from nice_core.errors import InputError
 from nice_core.io import probe_video
+
+from conftest import run_ffmpeg
 
 BAD_MESSAGES = {
     "missing": "not found",

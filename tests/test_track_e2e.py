@@ -5,10 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_ffmpeg
 
 from nice_core.face import TrackConfig, track_video
 from nice_core.store import FaceStore
+
+from conftest import run_ffmpeg
 
 pytestmark = pytest.mark.slow
 

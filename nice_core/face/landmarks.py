@@ -16,8 +16,8 @@ from typing import TextIO
 
 import numpy as np
 
-N_LANDMARKS = 478
-N_HAND_LANDMARKS = 21
+# The landmark counts live with the store's layout, which must not import this package (it is imported here).
+from nice_core.store import N_HAND_LANDMARKS, N_LANDMARKS  # noqa: F401  (re-exported)
 
 # Landmark indices in mediapipe's face-mesh topology. "Right"/"left" are the subject's.
 RIGHT_EYE_CORNERS = (33, 133)
