@@ -89,6 +89,28 @@ def test_paste_back_is_exact_outside_and_faithful_inside(sample):
     assert differs.any() and not differs[weight == 0].any()
 
 
+def test_residual_paste_back_keeps_detail_and_applies_the_change(sample):
+    import cv2
+
+    from nice_core.io import VideoReader
+
+    frame = VideoReader(sample)[216]
+    size = 128  # much smaller than the face: a replaced crop would lose detail
+    matrix = crop_matrix(np.array([330.0, 170.0, np.log(190.0), 0.0]), size)
+    crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    mask = np.zeros((size, size), np.float32)
+    cv2.circle(mask, (64, 64), 40, 1.0, -1)
+    assert np.array_equal(paste_back(frame, crop, mask, matrix, original_crop=crop), frame)
+    brighter = np.clip(crop.astype(int) + 20, 0, 255).astype(np.uint8)
+    out = paste_back(frame, brighter, mask, matrix, original_crop=crop)
+    centre = (slice(150, 190), slice(310, 350))
+    gained = out[centre].astype(int) - frame[centre]
+    assert 18 <= np.median(gained) <= 20
+    # Replacing with the same small crop instead loses the detail the residual mode keeps.
+    replaced = paste_back(frame, crop, mask, matrix)
+    assert psnr(replaced[centre], frame[centre]) < 38
+
+
 def test_paste_back_checks_shapes(sample):
     with pytest.raises(ValueError, match="crop"):
         paste_back(np.zeros((10, 10, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), np.zeros((7, 7)),
