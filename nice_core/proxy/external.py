@@ -4,7 +4,8 @@ A template is one command line with placeholders:
 
 * ``{target}``, ``{identity}``, ``{output}``: paths (quoted for you);
 * ``{device}``: ``cpu`` or ``cuda:N``; ``{device_args}``: the preset's device flags for that device;
-* ``{tool_root}``: where the user installed the tool (``external.tool_root`` in ``config.yaml``).
+* ``{tool_root}``: where the user installed the tool (``external.tool_root`` in ``config.yaml``);
+* ``{python}``: this Python interpreter; ``{ffmpeg}``: the ffmpeg binary nice-core uses.
 
 The command runs without a shell (the template is split like a shell would, then each piece filled), its
 output goes to a log file, and it must write ``{output}``, which is given as a temporary name and renamed
@@ -17,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +56,8 @@ PRESETS: dict[str, SwapperPreset] = {
     ),
     # The built-in swapper run as an external tool: a real command that behaves like one.
     "nice-core": SwapperPreset(
-        template="nice-core swap --identity {identity} --target {target} -o {output} -q",
-        requires=("nice-core",),
+        template="{python} -m nice_core swap --identity {identity} --target {target} -o {output} -q",
+        requires=("{python}",),
     ),
 }
 
@@ -85,8 +87,11 @@ class ExternalSwapper:
         return SwapperPreset(template=self.template or "", requires=tuple(self.requires))
 
     def _fill(self, text: str, **values: str) -> str:
+        from nice_core.io import ffmpeg_exe
+
         gpu = self.device.split(":", 1)[1] if ":" in self.device else "0"
-        return text.format(tool_root=self.tool_root or ".", device=self.device, gpu=gpu, **values)
+        return text.format(tool_root=self.tool_root or ".", device=self.device, gpu=gpu, python=sys.executable,
+                           ffmpeg=ffmpeg_exe(), **values)
 
     def missing(self) -> list[str]:
         """What the tool needs and is not there: programs not on ``PATH`` and files that do not exist."""
