@@ -59,7 +59,11 @@ def config_flags(cls: type, section: dict) -> str:
     flags = []
     for key, value in section.items():
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
+        if value is None or value == []:
+            continue
+        if isinstance(value, list):
+            flags.extend([flag, *map(shlex.quote, map(str, value))])
+        elif isinstance(value, bool):
             flags.append(flag if value else "--no-" + key.replace("_", "-"))
         else:
             flags.extend([flag, shlex.quote(str(value))])

@@ -32,6 +32,7 @@ def test_a_broken_video_fails_alone_and_a_rerun_redoes_only_it(short_clip, bad_i
     assert first.returncode != 0
     work = tmp_path / "results" / "work"
     assert (work / "good" / "face.h5").is_file() and (work / "good" / "preview.mp4").is_file()
+    assert (work / "good" / "proxy_check.json").is_file()
     assert not (work / "broken" / "probe.json").exists()
     log = (tmp_path / "results" / "logs" / "extract" / "broken.log").read_text()
     assert "nice-core: error: video is truncated" in log
@@ -44,7 +45,8 @@ def test_a_broken_video_fails_alone_and_a_rerun_redoes_only_it(short_clip, bad_i
     assert second.returncode == 0, second.stderr[-2000:]
     assert (work / "broken" / "face.h5").is_file()
     assert (work / "good" / "face.h5").stat().st_mtime_ns == stamp, "a finished video was recomputed"
-    assert "tracked 2 video(s)" in second.stdout + second.stderr
+    assert "2 video(s) tracked and their proxies checked" in second.stdout + second.stderr
+    assert (work / "broken" / "proxy.mp4").is_file() and (work / "broken" / "proxy_check.json").is_file()
 
     third = snakemake(tmp_path, "--dry-run")
     assert "Nothing to be done" in third.stdout + third.stderr
@@ -58,3 +60,45 @@ def test_a_typo_in_the_config_stops_the_workflow_before_any_job(short_clip, tmp_
     done = snakemake(tmp_path, "--dry-run")
     assert done.returncode != 0
     assert "unknown TrackConfig key(s) in config.yaml: crop_sise" in done.stdout + done.stderr
+
+
+def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
+    """Three sources in one run: a proxy made by an external tool (the built-in swapper run through the
+    template, a real command), a benchmark folder, and a given proxy whose check finds a 2-frame delay."""
+    import json
+
+    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+
+    from conftest import run_ffmpeg
+
+    make_benchmark(short_clip, tmp_path / "bench1", BenchConfig(frames=12), show_progress=False)
+    late = tmp_path / "late.mp4"
+    run_ffmpeg("-i", str(short_clip), "-vf", "tpad=start=2:start_mode=clone", "-frames:v", "50", "-an",
+               "-c:v", "libx264", "-preset", "veryfast", str(late))
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["videos"] = {"selfswap": str(short_clip),
+                        "given": {"target": str(short_clip), "proxy": str(late)}}
+    config["benchmarks"] = [str(tmp_path / "bench1")]
+    config["proxy"]["generator"] = "external"
+    config["external"].update(preset="nice-core")
+    config["face"].update(crop_size=64, preview=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    work = tmp_path / "results" / "work"
+    assert (work / "selfswap" / "proxy.mp4").is_file()
+    assert "48/48 frames swapped" in (tmp_path / "results" / "logs" / "proxy" / "selfswap.tool.log").read_text()
+    assert json.loads((work / "given" / "proxy_check.json").read_text())["frame_offset"] == 2
+    assert not (work / "given" / "proxy.mp4").exists()
+    assert (work / "bench__bench1" / "proxy_check.json").is_file()
+
+
+def test_a_missing_external_tool_stops_the_run_before_any_job(short_clip, tmp_path):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["videos"] = {"good": str(short_clip)}
+    config["proxy"]["generator"] = "external"
+    config["external"].update(preset="fsgan", tool_root=str(tmp_path / "no-fsgan"))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path, "--dry-run")
+    assert done.returncode != 0
+    assert "external swapper fsgan is not usable: missing file" in done.stdout + done.stderr

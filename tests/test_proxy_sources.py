@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+
+from nice_core.errors import InputError
+from nice_core.proxy.sources import workflow_videos
+
+
+def test_plain_and_given_videos(short_clip, tmp_path):
+    config = {"videos": {"a": str(short_clip), "b": {"target": str(short_clip), "proxy": str(short_clip),
+                                                       "identity": str(short_clip)}}}
+    videos = workflow_videos(config)
+    assert videos["a"].generated_proxy and videos["a"].identity is None and videos["a"].method == "swap"
+    assert not videos["b"].generated_proxy and videos["b"].method == "given"
+    assert videos["a"].output_relpath == Path("refined/a.mp4")
+
+
+def test_relative_paths_and_errors(short_clip, tmp_path):
+    (tmp_path / "v.mp4").symlink_to(short_clip)
+    assert workflow_videos({"videos": {"v": "v.mp4"}}, base=tmp_path)["v"].target == tmp_path / "v.mp4"
+    with pytest.raises(InputError, match="1 input file\\(s\\) missing: .*nope.mp4"):
+        workflow_videos({"videos": {"v": "nope.mp4"}}, base=tmp_path)
+    with pytest.raises(InputError, match="must use only letters"):
+        workflow_videos({"videos": {"a b": str(short_clip)}})
+    with pytest.raises(InputError, match="needs 'target'"):
+        workflow_videos({"videos": {"v": {"proxy": str(short_clip)}}})
+    with pytest.raises(InputError, match="names no videos"):
+        workflow_videos({"videos": {}})
+    with pytest.raises(InputError, match="lacks target.mp4, proxy.mp4, clean.mp4"):
+        workflow_videos({"benchmarks": [str(tmp_path)]})
+
+
+def test_names_must_be_unique_across_sources(short_clip, tmp_path):
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"name,target,proxy,identity\nv,{short_clip},{short_clip},\n")
+    with pytest.raises(InputError, match="'v' is used twice"):
+        workflow_videos({"videos": {"v": str(short_clip)}, "pairs_csv": str(csv)})
