@@ -102,3 +102,34 @@ def test_a_missing_external_tool_stops_the_run_before_any_job(short_clip, tmp_pa
     done = snakemake(tmp_path, "--dry-run")
     assert done.returncode != 0
     assert "external swapper fsgan is not usable: missing file" in done.stdout + done.stderr
+
+
+def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
+    """A fake FF++ c23 tree (links to one clip of one person): each manipulated video is paired with its
+    target, and the split file keeps a subset."""
+    import json
+
+    root = tmp_path / "FF++"
+    originals = root / "original_sequences" / "youtube" / "c23" / "videos"
+    originals.mkdir(parents=True)
+    for vid in ("000", "003", "010"):
+        (originals / f"{vid}.mp4").symlink_to(short_clip)
+    for method in ("FaceSwap", "Deepfakes"):
+        folder = root / "manipulated_sequences" / method / "c23" / "videos"
+        folder.mkdir(parents=True)
+        for pair in ("000_003", "010_000"):
+            (folder / f"{pair}.mp4").symlink_to(short_clip)
+    split = tmp_path / "test.json"
+    split.write_text(json.dumps([["003", "000"]]))
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["videos"] = {}
+    config["ffpp"] = {"root": str(root), "methods": ["FaceSwap", "Deepfakes"], "compression": "c23",
+                      "split": str(split)}
+    config["face"].update(crop_size=64, preview=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = snakemake(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    work = tmp_path / "results" / "work"
+    assert sorted(p.name for p in work.iterdir()) == ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]
+    check = json.loads((work / "FaceSwap__c23__000_003" / "proxy_check.json").read_text())
+    assert check["frame_offset"] == 0
