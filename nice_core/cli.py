@@ -201,6 +201,14 @@ def cmd_bench_make(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.provenance.verify import verify_file
+
+    result = verify_file(args.file)
+    print("\n".join(result.summary()))
+    return 0 if result.found else 1
+
+
 def _add_encode_options(parser: argparse.ArgumentParser) -> None:
     from nice_core.io import EncodeOptions
 
@@ -270,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-offset", type=int, default=15, help="largest frame offset searched (default: 15)")
     check.add_argument("--no-correct-offset", action="store_true", help="refuse an offset proxy instead")
     check.set_defaults(func=cmd_check_proxy)
+
+    verify = sub.add_parser("verify", help="look for the synthetic-media label and watermark in a video or image"
+                            " (exit 0: found, 1: not found, 2: error)")
+    verify.add_argument("file")
+    verify.set_defaults(func=cmd_verify)
 
     bench = sub.add_parser("bench", help="benchmark data with ground truth")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")

@@ -4,7 +4,9 @@
 * the audio of ``audio_from`` (the target video) is stream-copied, bit for bit;
 * the write is atomic: a temporary file beside the output, renamed when ffmpeg succeeds;
 * an input is never overwritten;
-* every file carries the synthetic-media label (:mod:`nice_core.provenance.label`).
+* every file carries the synthetic-media label: container tags (:mod:`nice_core.provenance.label`) and an
+  invisible watermark in the pixels (:mod:`nice_core.provenance.watermark`); ``visible_label`` adds a
+  visible "SYNTHETIC" mark for publishing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import numpy as np
 
 from nice_core.errors import OutputError
 from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
-from nice_core.provenance.label import synthetic_media_metadata
+from nice_core.provenance.label import input_digests, synthetic_media_metadata
+from nice_core.provenance.visible import draw_visible_label
+from nice_core.provenance.watermark import embed, payload_from_inputs
 
 
 def ffmpeg_exe() -> str:
@@ -74,6 +78,7 @@ class VideoWriter:
         label_inputs: role -> path of source files, hashed into the synthetic-media label.
         label_kind: what the output is, for the label.
         protect: more paths that must never be overwritten.
+        visible_label: also draw a visible "SYNTHETIC" label on every frame.
 
     Use as a context manager: an exception inside the block removes the partial file.
     """
@@ -89,6 +94,7 @@ class VideoWriter:
         label_inputs: dict[str, str | Path] | None = None,
         label_kind: str = "face manipulation",
         protect: tuple[str | Path, ...] = (),
+        visible_label: bool = False,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -112,7 +118,10 @@ class VideoWriter:
         if kwargs["f"] == "mp4":
             kwargs["movflags"] = "+use_metadata_tags"
         args = ffmpeg.output(*streams, str(self._tmp), **kwargs).overwrite_output().compile(cmd=ffmpeg_exe())
-        tags = synthetic_media_metadata(label_inputs, purpose=label_kind)
+        digests = input_digests(label_inputs)
+        self.payload = payload_from_inputs(list(digests.values()))
+        self.visible_label = visible_label
+        tags = synthetic_media_metadata(digests, purpose=label_kind, watermark_payload=self.payload)
         metadata = [item for key, value in tags.items() for item in ("-metadata", f"{key}={value}")]
         at = args.index(str(self._tmp))
         args = [*args[:at], *metadata, *args[at:]]
@@ -127,6 +136,9 @@ class VideoWriter:
                 f"frame {self.frames_written} has shape {frame.shape} {frame.dtype}, "
                 f"expected ({self.height}, {self.width}, 3) uint8"
             )
+        frame = embed(frame, self.payload)
+        if self.visible_label:
+            frame = draw_visible_label(frame)
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except BrokenPipeError:

@@ -25,17 +25,22 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def synthetic_media_metadata(
-    inputs: dict[str, str | Path] | None = None, purpose: str = "face manipulation"
-) -> dict[str, str]:
+def input_digests(inputs: dict[str, str | Path] | None) -> dict[str, str]:
+    """Role -> SHA-256 of each input file."""
+    return {role: file_sha256(path) for role, path in (inputs or {}).items()}
+
+
+def synthetic_media_metadata(digests: dict[str, str] | None = None, purpose: str = "face manipulation",
+                             watermark_payload: int | None = None) -> dict[str, str]:
     """Container tags that declare a file synthetic.
 
     Args:
-        inputs: role -> path of the files the output was made from (their SHA-256 goes in the label).
+        digests: role -> SHA-256 of the files the output was made from (:func:`input_digests`).
         purpose: what kind of output this is, e.g. ``"face manipulation"`` or ``"tracking preview"``.
+        watermark_payload: the payload of the pixel watermark, recorded so a reader can compare.
 
     Returns:
-        A mapping of tag name to value, ready for ffmpeg's ``-metadata``.
+        A mapping of tag name to value, ready for ffmpeg's ``-metadata`` (or PNG text chunks).
     """
     from nice_core import __version__
 
@@ -46,6 +51,8 @@ def synthetic_media_metadata(
         "generator": f"nice-core {__version__}",
         "creation_time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    for role, path in (inputs or {}).items():
-        tags[f"input_{role}_sha256"] = file_sha256(path)
+    for role, digest in (digests or {}).items():
+        tags[f"input_{role}_sha256"] = digest
+    if watermark_payload is not None:
+        tags["watermark"] = f"nice-core spread-spectrum, payload {watermark_payload:05x}"
     return tags

@@ -235,7 +235,7 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
         rng = np.random.default_rng(config.seed)
         faults = []
         target_probe = probe_video(tmp / "target.mp4")
-        labels = {"target": tmp / "target.mp4"}
+        labels = {"source": source}  # not target.mp4: its bytes hold a creation time, the source's do not
         with VideoReader(tmp / "target.mp4", target_probe) as reader, \
                 VideoWriter(tmp / "clean.mp4", probe.width, probe.height, probe.fps, encode=encode,
                             label_inputs=labels, label_kind="benchmark clean synthetic face edit") as clean, \

@@ -1,0 +1,101 @@
+"""Every written video or image says it is synthetic: container/image tags and a pixel watermark that
+survives re-encoding at CRF 28, half-size rescaling and a 10% border crop; clean footage is not flagged."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nice_core.io import VideoReader, VideoWriter, probe_video
+from nice_core.provenance.image import read_image_tags, write_image
+from nice_core.provenance.verify import verify_file
+from nice_core.provenance.watermark import DETECT_Z, detect_frames, embed
+
+from conftest import psnr, run_ffmpeg
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def marked(short_clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("marked") / "marked.mp4"
+    with VideoReader(short_clip) as reader, VideoWriter(out, 640, 360, reader.probe.fps, audio_from=short_clip,
+                                                         label_inputs={"target": short_clip}) as writer:
+        for frame in reader:
+            writer.write(frame)
+        payload = writer.payload
+    return out, payload
+
+
+def nice_core(*args):
+    return subprocess.run([sys.executable, "-m", "nice_core", *args], capture_output=True, text=True)
+
+
+def test_the_watermark_is_invisible(short_clip):
+    frames = [f for _, f in VideoReader(short_clip).iter_frames(0, 10)]
+    assert min(psnr(f, embed(f, 0x12345)) for f in frames) >= 42.0
+
+
+@pytest.mark.parametrize("name,filters", [
+    ("crf28", ["-c:v", "libx264", "-crf", "28"]),
+    ("half", ["-vf", "scale=iw/2:ih/2", "-c:v", "libx264", "-crf", "23"]),
+    ("crop10", ["-vf", "crop=iw*0.8:ih*0.8:iw*0.1:ih*0.1", "-c:v", "libx264", "-crf", "23"]),
+])
+def test_the_watermark_survives_common_handling(marked, tmp_path, name, filters):
+    source, payload = marked
+    out = tmp_path / f"{name}.mp4"
+    run_ffmpeg("-i", str(source), "-map_metadata", "-1", *filters, str(out))
+    result = verify_file(out)
+    assert not result.label_found  # the tags were stripped on purpose...
+    assert result.watermark.found and result.watermark.payload == payload  # ...the pixels still say it
+    done = nice_core("verify", str(out))
+    assert done.returncode == 0 and "watermark: DETECTED" in done.stdout
+
+
+def test_clean_footage_is_not_flagged(sample, no_face_clip, clips):
+    others = clips / "mandelbrot.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "mandelbrot=size=640x360:rate=25", "-t", "2", "-pix_fmt", "yuv420p", str(others))
+    for video in (sample, no_face_clip, others):
+        result = verify_file(video)
+        assert not result.found and result.watermark.z < DETECT_Z / 2
+    assert nice_core("verify", str(sample)).returncode == 1
+
+
+def test_verify_reports_both_and_errors(marked, tmp_path):
+    source, payload = marked
+    done = nice_core("verify", str(source))
+    assert done.returncode == 0
+    assert "metadata label: FOUND" in done.stdout and f"payload {payload:05x}" in done.stdout
+    missing = nice_core("verify", str(tmp_path / "nope.mp4"))
+    assert missing.returncode == 2 and missing.stderr.startswith("nice-core: error:")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_images_carry_tags_and_watermark(short_clip, tmp_path, suffix):
+    frame = VideoReader(short_clip)[10]
+    out = write_image(tmp_path / f"still{suffix}", frame, inputs={"target": short_clip})
+    tags = read_image_tags(out)
+    assert tags["synthetic_media"] == "true" and len(tags["input_target_sha256"]) == 64
+    assert verify_file(out).found
+    clean = tmp_path / f"clean{suffix}"
+    import cv2
+
+    cv2.imwrite(str(clean), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    assert not verify_file(clean).found
+
+
+def test_visible_label(short_clip, tmp_path):
+    out = tmp_path / "visible.mp4"
+    frame = VideoReader(short_clip)[0]
+    with VideoWriter(out, 640, 360, probe_video(short_clip).fps, visible_label=True) as writer:
+        writer.write(frame)
+    shown = VideoReader(out)[0]
+    corner = (slice(330, 360), slice(0, 200))
+    assert np.abs(shown[corner].astype(int) - frame[corner]).mean() > 10
+
+
+def test_detection_needs_the_marks_pattern(short_clip):
+    frames = [f for _, f in VideoReader(short_clip).iter_frames(0, 24)]
+    assert detect_frames(embed(f, 7) for f in frames).payload == 7
+    assert not detect_frames(frames).found
