@@ -192,10 +192,12 @@ def cmd_check_proxy(args: argparse.Namespace, cleanup: _Cleanup) -> int:
 
 
 def cmd_bench_make(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.io import EncodeOptions
     from nice_core.proxy.benchmark import BenchConfig, make_benchmark
 
     config = dataclass_from_args(BenchConfig, args)
-    meta = make_benchmark(args.source, args.outdir, config, show_progress=not args.quiet)
+    encode = dataclass_from_args(EncodeOptions, args, {"crf": 16})
+    meta = make_benchmark(args.source, args.outdir, config, encode=encode, show_progress=not args.quiet)
     print(f"benchmark of {meta['frames']} frames ({meta['frames_with_face']} with a face, "
           f"{len(meta['outlier_frames'])} outliers) -> {args.outdir}")
     return 0
@@ -217,6 +219,8 @@ def _add_encode_options(parser: argparse.ArgumentParser) -> None:
         if field.name in ("codec", "crf", "preset"):
             group.add_argument("--" + field.name, dest=field.name, type=type(field.default) if field.default
                                is not None else str, default=None, help=f"(default: {field.default})")
+    group.add_argument("--visible-label", dest="visible_label", action="store_true", default=None,
+                       help="also draw a visible SYNTHETIC label on every frame (for publishing)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("outdir", help="folder to write (new, or a previous benchmark folder)")
     make.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_dataclass_options(make.add_argument_group("benchmark"), BenchConfig)
+    _add_encode_options(make)
     make.set_defaults(func=cmd_bench_make)
     return parser
 

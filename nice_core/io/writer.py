@@ -38,12 +38,17 @@ def ffmpeg_exe() -> str:
 
 @dataclass
 class EncodeOptions:
-    """How videos are encoded. ``crf``/``preset`` are skipped when ``None`` (codecs without them)."""
+    """How videos are encoded. ``crf``/``preset`` are skipped when ``None`` (codecs without them).
+
+    ``visible_label`` draws a visible "SYNTHETIC" mark on every frame, for publishing (the metadata label and
+    the invisible watermark are always there).
+    """
 
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
     pix_fmt: str = "yuv420p"
+    visible_label: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def output_kwargs(self, width: int, height: int) -> dict[str, object]:
@@ -78,7 +83,7 @@ class VideoWriter:
         label_inputs: role -> path of source files, hashed into the synthetic-media label.
         label_kind: what the output is, for the label.
         protect: more paths that must never be overwritten.
-        visible_label: also draw a visible "SYNTHETIC" label on every frame.
+        visible_label: also draw a visible "SYNTHETIC" label on every frame (default: ``encode``'s).
 
     Use as a context manager: an exception inside the block removes the partial file.
     """
@@ -94,7 +99,7 @@ class VideoWriter:
         label_inputs: dict[str, str | Path] | None = None,
         label_kind: str = "face manipulation",
         protect: tuple[str | Path, ...] = (),
-        visible_label: bool = False,
+        visible_label: bool | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -106,6 +111,7 @@ class VideoWriter:
         self._tmp = temporary_sibling(self.path)
         self._log = self._tmp.with_suffix(".log")
         encode = encode or EncodeOptions()
+        self.visible_label = encode.visible_label if visible_label is None else visible_label
 
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{self.width}x{self.height}",
                              framerate=str(Fraction(fps)))
@@ -120,7 +126,6 @@ class VideoWriter:
         args = ffmpeg.output(*streams, str(self._tmp), **kwargs).overwrite_output().compile(cmd=ffmpeg_exe())
         digests = input_digests(label_inputs)
         self.payload = payload_from_inputs(list(digests.values()))
-        self.visible_label = visible_label
         tags = synthetic_media_metadata(digests, purpose=label_kind, watermark_payload=self.payload)
         metadata = [item for key, value in tags.items() for item in ("-metadata", f"{key}={value}")]
         at = args.index(str(self._tmp))
