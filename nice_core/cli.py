@@ -221,6 +221,8 @@ def _add_encode_options(parser: argparse.ArgumentParser) -> None:
                                is not None else str, default=None, help=f"(default: {field.default})")
     group.add_argument("--visible-label", dest="visible_label", action="store_true", default=None,
                        help="also draw a visible SYNTHETIC label on every frame (for publishing)")
+    group.add_argument("--c2pa-key", dest="c2pa_key", default=None, help="sign a C2PA manifest with this key (PEM)")
+    group.add_argument("--c2pa-cert", dest="c2pa_cert", default=None, help="... and this certificate chain (PEM)")
 
 
 def build_parser() -> argparse.ArgumentParser:

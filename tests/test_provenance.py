@@ -99,3 +99,49 @@ def test_detection_needs_the_marks_pattern(short_clip):
     frames = [f for _, f in VideoReader(short_clip).iter_frames(0, 24)]
     assert detect_frames(embed(f, 7) for f in frames).payload == 7
     assert not detect_frames(frames).found
+
+
+def make_test_signer(folder):
+    """A throwaway CA and ES256 signing certificate, made with the openssl CLI."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    openssl("req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "2", "-subj", "/CN=test CA/O=nice-core tests",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-out", "ca.pem")
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "leaf.key")
+    openssl("pkcs8", "-topk8", "-nocrypt", "-in", "leaf.key", "-out", "leaf.pk8")
+    openssl("req", "-new", "-key", "leaf.key", "-subj", "/CN=test signer/O=nice-core tests", "-out", "leaf.csr")
+    (folder / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                                    "extendedKeyUsage=emailProtection\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-sha256", "-extfile", "ext.cnf", "-out", "leaf.pem")
+    (folder / "chain.pem").write_bytes((folder / "leaf.pem").read_bytes() + (folder / "ca.pem").read_bytes())
+    return folder / "leaf.pk8", folder / "chain.pem"
+
+
+def test_c2pa_manifest_declares_the_ai_edit(short_clip, tmp_path):
+    pytest.importorskip("c2pa", reason="c2pa-python is the optional [c2pa] extra")
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl CLI to make a test certificate")
+    from nice_core.io import EncodeOptions
+    from nice_core.provenance.c2pa_manifest import AI_SOURCE_TYPE, read_manifest
+
+    key, cert = make_test_signer(tmp_path)
+    out = tmp_path / "signed.mp4"
+    frame = VideoReader(short_clip)[0]
+    with VideoWriter(out, 640, 360, probe_video(short_clip).fps,
+                     encode=EncodeOptions(c2pa_key=str(key), c2pa_cert=str(cert))) as writer:
+        writer.write(frame)
+    manifest = read_manifest(out)
+    actions = next(a for a in manifest["assertions"] if a["label"].startswith("c2pa.actions"))["data"]["actions"]
+    assert actions[0]["digitalSourceType"] == AI_SOURCE_TYPE
+    assert "C2PA manifest: FOUND" in nice_core("verify", str(out)).stdout
+    assert read_manifest(short_clip) is None
+    bad = nice_core("swap", "--identity", str(short_clip), "--target", str(short_clip), "-o", str(tmp_path / "x.mp4"),
+                    "--c2pa-key", str(tmp_path / "missing.pem"), "--c2pa-cert", str(cert))
+    assert bad.returncode == 2 and "cannot read the C2PA key" in bad.stderr
+    assert not (tmp_path / "x.mp4").exists()

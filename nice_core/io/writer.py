@@ -41,7 +41,8 @@ class EncodeOptions:
     """How videos are encoded. ``crf``/``preset`` are skipped when ``None`` (codecs without them).
 
     ``visible_label`` draws a visible "SYNTHETIC" mark on every frame, for publishing (the metadata label and
-    the invisible watermark are always there).
+    the invisible watermark are always there). ``c2pa_key``/``c2pa_cert`` (PEM files) also sign a C2PA
+    manifest declaring the AI-generated edit.
     """
 
     codec: str = "libx264"
@@ -49,6 +50,8 @@ class EncodeOptions:
     preset: str | None = "medium"
     pix_fmt: str = "yuv420p"
     visible_label: bool = False
+    c2pa_key: str = ""
+    c2pa_cert: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def output_kwargs(self, width: int, height: int) -> dict[str, object]:
@@ -112,6 +115,8 @@ class VideoWriter:
         self._log = self._tmp.with_suffix(".log")
         encode = encode or EncodeOptions()
         self.visible_label = encode.visible_label if visible_label is None else visible_label
+        self._c2pa = (encode.c2pa_key, encode.c2pa_cert) if encode.c2pa_key or encode.c2pa_cert else None
+        self._kind = label_kind
 
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{self.width}x{self.height}",
                              framerate=str(Fraction(fps)))
@@ -157,6 +162,14 @@ class VideoWriter:
             self._fail(f"ffmpeg exited with status {self._proc.returncode}")
         if self.frames_written == 0:
             self._fail("no frames were written")
+        if self._c2pa is not None:
+            from nice_core.provenance.c2pa_manifest import sign_file
+
+            try:
+                sign_file(self._tmp, *self._c2pa, kind=self._kind, name=self.path)
+            except BaseException:
+                self.abort()
+                raise
         os.replace(self._tmp, self.path)
         self._log.unlink(missing_ok=True)
         return self.path

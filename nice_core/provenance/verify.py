@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from nice_core.errors import InputError
+from nice_core.provenance.c2pa_manifest import read_manifest
 from nice_core.provenance.watermark import Detection, detect_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -20,6 +21,7 @@ class Verification:
     path: Path
     tags: dict[str, str]
     watermark: Detection
+    c2pa: dict | None = None
 
     @property
     def label_found(self) -> bool:
@@ -27,7 +29,7 @@ class Verification:
 
     @property
     def found(self) -> bool:
-        return self.label_found or self.watermark.found
+        return self.label_found or self.watermark.found or self.c2pa is not None
 
     def summary(self) -> list[str]:
         lines = [f"file: {self.path}"]
@@ -44,6 +46,9 @@ class Verification:
                          f"scale {w.scale:g}; {w.frames} frames)")
         else:
             lines.append(f"watermark: not detected (z = {w.z:.1f}, threshold 8; {w.frames} frames)")
+        if self.c2pa is not None:
+            lines.append(f"C2PA manifest: FOUND ({self.c2pa.get('title', '?')}; signed by "
+                         f"{(self.c2pa.get('signature_info') or {}).get('issuer', '?')})")
         lines.append("verdict: " + ("labelled synthetic media made by nice-core" if self.found
                                     else "no nice-core label found"))
         return lines
@@ -69,7 +74,7 @@ def verify_file(path: str | Path, max_frames: int = MAX_FRAMES) -> Verification:
         from nice_core.provenance.image import read_image_tags
 
         image = read_image(path)
-        return Verification(path, read_image_tags(path), detect_frames([image]))
+        return Verification(path, read_image_tags(path), detect_frames([image]), read_manifest(path))
     from nice_core.io import VideoReader, probe_video
 
     probe = probe_video(path)
@@ -81,4 +86,4 @@ def verify_file(path: str | Path, max_frames: int = MAX_FRAMES) -> Verification:
         tags = _video_tags(path)
     except Exception as err:  # a file that decodes but whose tags cannot be read: report, do not crash
         raise InputError(f"cannot read the tags of {path}: {err}") from None
-    return Verification(path, tags, detection)
+    return Verification(path, tags, detection, read_manifest(path))
