@@ -203,6 +203,18 @@ def cmd_bench_make(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.io import write_json
+    from nice_core.metrics import evaluate, format_table
+
+    result = evaluate(args.target, args.video, proxy=args.proxy, identity=args.identity, reference=args.reference,
+                      name=args.name, method=args.method, show_progress=not args.quiet)
+    print(format_table(result))
+    if args.json:
+        write_json(cleanup.track(Path(args.json)), result)
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.provenance.verify import verify_file
 
@@ -284,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-offset", type=int, default=15, help="largest frame offset searched (default: 15)")
     check.add_argument("--no-correct-offset", action="store_true", help="refuse an offset proxy instead")
     check.set_defaults(func=cmd_check_proxy)
+
+    ev = sub.add_parser("eval", help="stability, attribute, identity, detail and fidelity metrics of a video")
+    ev.add_argument("--target", required=True, help="the original video (its motion and face are the reference)")
+    ev.add_argument("--video", required=True, help="the video to evaluate (e.g. the refined output)")
+    ev.add_argument("--proxy", help="the proxy, evaluated alongside for a proxy-vs-output table")
+    ev.add_argument("--identity", help="identity image: adds the identity distance")
+    ev.add_argument("--reference", help="clean ground truth (e.g. a benchmark's clean.mp4): adds PSNR and SSIM")
+    ev.add_argument("--json", help="write every number, per-frame curves included, to this JSON file")
+    ev.add_argument("--name", help="name for reports (default: the video's file name)")
+    ev.add_argument("--method", help="how the proxy was made, for data-set reports")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=cmd_eval)
 
     verify = sub.add_parser("verify", help="look for the synthetic-media label and watermark in a video or image"
                             " (exit 0: found, 1: not found, 2: error)")

@@ -1,4 +1,8 @@
 """Metrics: stability error e_stab, attribute differences, identity distance, detail and fidelity.
 
-This stage is not built yet (tracked in issue 5); the package exists so the layout mirrors the workflow.
+:func:`~nice_core.metrics.evaluate.evaluate` computes them all for a video (and its proxy) in one pass.
 """
+
+from nice_core.metrics.evaluate import DEFINITIONS, evaluate, format_table
+
+__all__ = ["DEFINITIONS", "evaluate", "format_table"]

@@ -1,0 +1,188 @@
+"""``nice-core eval``: every metric for a video (and its proxy) against the target, in one streaming pass.
+
+All videos are read in lockstep, one frame of each in memory. The target's face mesh gives the face mask
+and the reference landmarks; the target's optical flow (computed once) serves every video's e_stab.
+See :mod:`~nice_core.metrics.stability`, :mod:`~nice_core.metrics.attributes` and
+:mod:`~nice_core.metrics.image` for the exact definitions.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from nice_core.errors import InputError
+from nice_core.face.identity import SAME_PERSON_DISTANCE, embedding_distance, face_embedding, reference_embedding
+from nice_core.face.landmarks import FaceMeshDetector, native_stderr_silenced
+from nice_core.face.tracking import SubjectRule, SubjectTracker
+from nice_core.io import VideoReader, probe_video
+from nice_core.metrics.attributes import gaze_error_deg, landmark_nme, pose_error_deg
+from nice_core.metrics.image import detail, face_region_mask, masked_psnr, masked_ssim
+from nice_core.metrics.stability import TargetMotion, mean_or_none, warp_error
+from nice_core.progress import progress
+
+#: Frames sampled (evenly) for the identity embedding, which costs about 75 ms a frame.
+IDENTITY_SAMPLES = 24
+
+DEFINITIONS = {
+    "e_stab": "mean over frames of the masked MSE (RGB in [0,1]) between frame t and frame t-1 warped by the "
+              "target's DIS backward flow; face-oval mask of the target, occluded pixels removed by a "
+              "forward-backward check (alpha 0.01, beta 0.5)",
+    "gaze_error_deg": "angle between eye-in-head gaze vectors from the irises (eyeball radius 0.4 eye width)",
+    "pose_error_deg": "mean absolute difference of yaw, pitch and roll (solvePnP, 6-point generic face)",
+    "landmark_nme_2d": "mean 2D distance of the 478 face-mesh landmarks / target inter-ocular distance",
+    "landmark_nme_3d": "mean 3D distance of the 478 face-mesh landmarks / target 3D inter-ocular distance",
+    "detail_ratio": "mean |Laplacian| of grey inside the face / the same for the reference (else the target)",
+    "identity_distance": f"dlib 128-D embedding distance to the identity image ({IDENTITY_SAMPLES} frames; "
+                         f"below {SAME_PERSON_DISTANCE}: same person)",
+    "psnr": "PSNR (dB) against the clean reference inside the target's face mask",
+    "ssim": "SSIM (grey, Gaussian sigma 1.5) against the clean reference, averaged inside the face mask",
+}
+_PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d", "detail", "psnr",
+              "ssim")
+
+
+class _Stream:
+    """One evaluated video: its frames, face tracker, previous frame and per-frame measures."""
+
+    def __init__(self, reader: VideoReader, size: tuple[int, int], with_reference: bool) -> None:
+        self.reader = reader
+        self.frames = reader.iter_frames()
+        self.size = size
+        self.detector = FaceMeshDetector(max_faces=2)
+        self.tracker = SubjectTracker(SubjectRule(), reacquire_after=12)
+        self.previous: np.ndarray | None = None
+        keys = _PER_FRAME if with_reference else _PER_FRAME[:-2]
+        self.values: dict[str, list[float | None]] = {k: [] for k in keys}
+        self.embeddings: list[float] = []
+
+    def next_frame(self) -> np.ndarray:
+        import cv2
+
+        _, frame = next(self.frames)
+        if frame.shape[:2] != self.size:
+            frame = cv2.resize(frame, self.size[::-1], interpolation=cv2.INTER_AREA)
+        return frame
+
+
+def _open(path: str | Path, n: int, role: str) -> VideoReader:
+    probe = probe_video(path)
+    if probe.n_frames != n:
+        raise InputError(f"{role} {path} has {probe.n_frames} frames but the target has {n}")
+    return VideoReader(path, probe)
+
+
+def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = None,
+             identity: str | Path | None = None, reference: str | Path | None = None,
+             name: str | None = None, method: str | None = None, show_progress: bool | None = None) -> dict:
+    """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
+
+    Raises:
+        InputError: unreadable inputs, or frame counts that differ from the target's.
+    """
+    show = sys.stderr.isatty() if show_progress is None else show_progress
+    target_probe = probe_video(target)
+    n, size = target_probe.n_frames, (target_probe.height, target_probe.width)
+    sampled = set(np.unique(np.linspace(0, n - 1, min(IDENTITY_SAMPLES, n)).astype(int)).tolist())
+    with ExitStack() as stack, native_stderr_silenced() as console:
+        identity_vector = reference_embedding(identity) if identity is not None else None
+        target_reader = stack.enter_context(VideoReader(target, target_probe))
+        streams = {"video": _Stream(stack.enter_context(_open(video, n, "video")), size, reference is not None)}
+        if proxy is not None:
+            streams["proxy"] = _Stream(stack.enter_context(_open(proxy, n, "proxy")), size, reference is not None)
+        streams["target"] = _Stream(target_reader, size, False)
+        ref_reader = stack.enter_context(_open(reference, n, "reference")) if reference is not None else None
+        ref_frames = ref_reader.iter_frames() if ref_reader is not None else None
+        motion = TargetMotion()
+        baseline_detail: list[float | None] = []
+        try:
+            for t in progress(range(n), total=n, desc="eval", enabled=show, stream=console):
+                frames = {key: s.next_frame() for key, s in streams.items()}
+                ref_frame = next(ref_frames)[1] if ref_frames is not None else None
+                landmarks = {key: s.tracker.update(s.detector.detect(frames[key])) for key, s in streams.items()}
+                target_lm = landmarks["target"]
+                mask = face_region_mask(target_lm, size) if target_lm is not None else np.zeros(size, bool)
+                flow = motion.step(frames["target"])
+                baseline = ref_frame if ref_frame is not None else frames["target"]
+                baseline_detail.append(detail(baseline, mask))
+                for key, stream in streams.items():
+                    frame, lm = frames[key], landmarks[key]
+                    values = stream.values
+                    values["e_stab"].append(None if flow is None or stream.previous is None
+                                            else warp_error(frame, stream.previous, flow, mask))
+                    stream.previous = frame
+                    both = lm is not None and target_lm is not None
+                    values["gaze_error_deg"].append(gaze_error_deg(target_lm, lm) if both else None)
+                    values["pose_error_deg"].append(pose_error_deg(target_lm, lm, size) if both else None)
+                    values["landmark_nme_2d"].append(landmark_nme(target_lm, lm, 2) if both else None)
+                    values["landmark_nme_3d"].append(landmark_nme(target_lm, lm, 3) if both else None)
+                    values["detail"].append(detail(frame, mask))
+                    if "psnr" in values:
+                        values["psnr"].append(masked_psnr(frame, ref_frame, mask))
+                        values["ssim"].append(masked_ssim(frame, ref_frame, mask))
+                    if identity_vector is not None and t in sampled and lm is not None and key != "target":
+                        stream.embeddings.append(embedding_distance(face_embedding(frame, lm), identity_vector))
+        finally:
+            for stream in streams.values():
+                stream.detector.close()
+    summaries = {key: _summary(stream, baseline_detail, identity_vector is not None and key != "target")
+                 for key, stream in streams.items()}
+    # The evaluated video's metrics (and its "per_frame" curves) are top-level keys; the proxy's, the same
+    # structure, go under "proxy_metrics".
+    return {
+        "name": name or Path(video).stem, "method": method,
+        "target": str(target), "video": str(video), "proxy": None if proxy is None else str(proxy),
+        "identity": None if identity is None else str(identity),
+        "reference": None if reference is None else str(reference),
+        "frames": n, "fps": f"{target_probe.fps_num}/{target_probe.fps_den}",
+        **summaries["video"], "proxy_metrics": summaries.get("proxy"),
+        "target_e_stab": summaries["target"]["e_stab"], "definitions": DEFINITIONS,
+    }
+
+
+def video_metrics(result: dict) -> dict:
+    """The evaluated video's metrics from a result (its top-level metric keys and ``per_frame``)."""
+    return {k: v for k, v in result.items() if k in (*DEFINITIONS, "detail_ratio", "per_frame")}
+
+
+def _summary(stream: _Stream, baseline_detail: list[float | None], with_identity: bool) -> dict:
+    v = stream.values
+    ratios = [d / b for d, b in zip(v["detail"], baseline_detail) if d is not None and b]
+    out = {
+        "e_stab": mean_or_none(v["e_stab"]),
+        "gaze_error_deg": mean_or_none(v["gaze_error_deg"]),
+        "pose_error_deg": mean_or_none(v["pose_error_deg"]),
+        "landmark_nme_2d": mean_or_none(v["landmark_nme_2d"]),
+        "landmark_nme_3d": mean_or_none(v["landmark_nme_3d"]),
+        "detail_ratio": float(np.mean(ratios)) if ratios else None,
+    }
+    if with_identity:
+        out["identity_distance"] = float(np.mean(stream.embeddings)) if stream.embeddings else None
+    if "psnr" in v:
+        out["psnr"] = mean_or_none(v["psnr"])
+        out["ssim"] = mean_or_none(v["ssim"])
+    out["per_frame"] = {k: [None if x is None else round(float(x), 6) for x in vals] for k, vals in v.items()}
+    return out
+
+
+def format_table(result: dict) -> str:
+    """A readable proxy-vs-output table of the headline numbers."""
+    output = video_metrics(result)
+    keys = [k for k in ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d",
+                        "detail_ratio", "identity_distance", "psnr", "ssim") if k in output]
+    columns = [("output", output)] + ([("proxy", result["proxy_metrics"])] if result["proxy_metrics"] else [])
+
+    def fmt(value: float | None, key: str) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.5f}" if key == "e_stab" else f"{value:.3f}"
+
+    lines = [f"{result['name']}: {result['frames']} frames; target's own e_stab = "
+             f"{fmt(result['target_e_stab'], 'e_stab')}",
+             f"{'metric':20s}" + "".join(f"{label:>12s}" for label, _ in columns)]
+    for key in keys:
+        lines.append(f"{key:20s}" + "".join(f"{fmt(m.get(key), key):>12s}" for _, m in columns))
+    return "\n".join(lines)
