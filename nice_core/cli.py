@@ -207,8 +207,13 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.io import write_json
     from nice_core.metrics import evaluate, format_table
 
+    offset = 0
+    if args.video_check:
+        import json
+
+        offset = int(json.loads(Path(args.video_check).read_text())["frame_offset"])
     result = evaluate(args.target, args.video, proxy=args.proxy, identity=args.identity, reference=args.reference,
-                      name=args.name, method=args.method, show_progress=not args.quiet)
+                      name=args.name, method=args.method, show_progress=not args.quiet, video_offset=offset)
     print(format_table(result))
     if args.json:
         write_json(cleanup.track(Path(args.json)), result)
@@ -231,7 +236,7 @@ def _add_encode_options(parser: argparse.ArgumentParser) -> None:
         if field.name in ("codec", "crf", "preset"):
             group.add_argument("--" + field.name, dest=field.name, type=type(field.default) if field.default
                                is not None else str, default=None, help=f"(default: {field.default})")
-    group.add_argument("--visible-label", dest="visible_label", action="store_true", default=None,
+    group.add_argument("--visible-label", dest="visible_label", action=argparse.BooleanOptionalAction, default=None,
                        help="also draw a visible SYNTHETIC label on every frame (for publishing)")
     group.add_argument("--c2pa-key", dest="c2pa_key", default=None, help="sign a C2PA manifest with this key (PEM)")
     group.add_argument("--c2pa-cert", dest="c2pa_cert", default=None, help="... and this certificate chain (PEM)")
@@ -304,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--identity", help="identity image: adds the identity distance")
     ev.add_argument("--reference", help="clean ground truth (e.g. a benchmark's clean.mp4): adds PSNR and SSIM")
     ev.add_argument("--json", help="write every number, per-frame curves included, to this JSON file")
+    ev.add_argument("--video-check", help="a `nice-core check-proxy` JSON for --video: apply its frame offset")
     ev.add_argument("--name", help="name for reports (default: the video's file name)")
     ev.add_argument("--method", help="how the proxy was made, for data-set reports")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -48,9 +48,9 @@ _PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "
 class _Stream:
     """One evaluated video: its frames, face tracker, previous frame and per-frame measures."""
 
-    def __init__(self, reader: VideoReader, size: tuple[int, int], with_reference: bool) -> None:
+    def __init__(self, reader: VideoReader, size: tuple[int, int], with_reference: bool, offset: int = 0) -> None:
         self.reader = reader
-        self.frames = reader.iter_frames()
+        self.frames = reader.iter_frames(offset)
         self.size = size
         self.detector = FaceMeshDetector(max_faces=2)
         self.tracker = SubjectTracker(SubjectRule(), reacquire_after=12)
@@ -68,17 +68,24 @@ class _Stream:
         return frame
 
 
-def _open(path: str | Path, n: int, role: str) -> VideoReader:
+def _open(path: str | Path, n: int, role: str, offset: int = 0) -> VideoReader:
     probe = probe_video(path)
-    if probe.n_frames != n:
-        raise InputError(f"{role} {path} has {probe.n_frames} frames but the target has {n}")
+    if offset < 0:
+        raise InputError(f"{role} {path} starts {-offset} frames after the target; evaluation needs every frame")
+    if probe.n_frames != n + offset:
+        raise InputError(f"{role} {path} has {probe.n_frames} frames but the target has {n}"
+                         + (f" (+{offset} offset)" if offset else ""))
     return VideoReader(path, probe)
 
 
 def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = None,
              identity: str | Path | None = None, reference: str | Path | None = None,
-             name: str | None = None, method: str | None = None, show_progress: bool | None = None) -> dict:
+             name: str | None = None, method: str | None = None, show_progress: bool | None = None,
+             video_offset: int = 0) -> dict:
     """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
+
+    ``video_offset`` is a constant frame offset of ``video`` (its frame ``t + offset`` shows target frame
+    ``t``), as found by :func:`nice_core.proxy.check.check_proxy`. Videos at another size are resized.
 
     Raises:
         InputError: unreadable inputs, or frame counts that differ from the target's.
@@ -90,7 +97,8 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
     with ExitStack() as stack, native_stderr_silenced() as console:
         identity_vector = reference_embedding(identity) if identity is not None else None
         target_reader = stack.enter_context(VideoReader(target, target_probe))
-        streams = {"video": _Stream(stack.enter_context(_open(video, n, "video")), size, reference is not None)}
+        streams = {"video": _Stream(stack.enter_context(_open(video, n, "video", video_offset)), size,
+                                    reference is not None, video_offset)}
         if proxy is not None:
             streams["proxy"] = _Stream(stack.enter_context(_open(proxy, n, "proxy")), size, reference is not None)
         streams["target"] = _Stream(target_reader, size, False)

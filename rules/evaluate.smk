@@ -1,0 +1,42 @@
+import shlex
+
+# Metrics for every video: `nice-core eval` writes <work>/<video>/metrics.json.
+# The evaluated video is the proxy until the carrier stage writes refined outputs (then it is the output
+# and the proxy is evaluated alongside it).
+
+
+def evaluated_video(wildcards):
+    return proxy_path(wildcards)
+
+
+def eval_extra(wildcards):
+    s = spec(wildcards)
+    flags = ["--name", wildcards.video, "--method", s.method]
+    if s.identity is not None:
+        flags += ["--identity", str(s.identity)]
+    if s.reference is not None:
+        flags += ["--reference", str(s.reference)]
+    return " ".join(map(shlex.quote, flags))
+
+
+rule evaluate:
+    input:
+        target=video_path,
+        video=evaluated_video,
+        check=WORK / "{video}" / "proxy_check.json",
+    output:
+        metrics=WORK / "{video}" / "metrics.json",
+    params:
+        extra=eval_extra,
+    log:
+        LOGS / "evaluate" / "{video}.log",
+    benchmark:
+        BENCH / "evaluate" / "{video}.tsv"
+    threads: res("evaluate", "threads", 1)
+    resources:
+        mem_mb=res("evaluate", "mem_mb", 2000),
+        runtime=res("evaluate", "runtime", 60),
+    shell:
+        "nice-core eval --target {input.target:q} --video {input.video:q} --video-check {input.check:q}"
+        " {params.extra}"
+        " --json {output.metrics:q} > {log:q} 2>&1"
