@@ -220,6 +220,19 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.report import load_eval_json, write_video_report
+    from nice_core.report.run import build_report
+
+    out = cleanup.track(Path(args.output))
+    if len(args.metrics) == 1 and not args.expect:
+        write_video_report(load_eval_json(args.metrics[0]), out)
+    else:
+        build_report(args.metrics, out, videos_dir=args.videos_dir, expected=args.expect or (), log_dir=args.logs)
+    print(out)
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.provenance.verify import verify_file
 
@@ -314,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--method", help="how the proxy was made, for data-set reports")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
+
+    rep = sub.add_parser("report", help="HTML report (offline, self-contained) from `nice-core eval` JSON files:"
+                         " one file gives a per-video page, several a data-set table (+ .csv/.json)")
+    rep.add_argument("metrics", nargs="+", help="eval JSON files")
+    rep.add_argument("-o", "--output", required=True, help="the HTML page to write")
+    rep.add_argument("--videos-dir", help="data-set report: where per-video pages go (default: OUTPUT's folder/videos)")
+    rep.add_argument("--expect", nargs="*", help="data-set report: every video name of the run (missing = failed)")
+    rep.add_argument("--logs", help="data-set report: the workflow's log folder, to list each failure's error")
+    rep.set_defaults(func=cmd_report)
 
     verify = sub.add_parser("verify", help="look for the synthetic-media label and watermark in a video or image"
                             " (exit 0: found, 1: not found, 2: error)")

@@ -38,6 +38,9 @@ def test_a_broken_video_fails_alone_and_a_rerun_redoes_only_it(short_clip, bad_i
     assert "nice-core: error: video is truncated" in log
     assert "Traceback" not in log
     assert (tmp_path / "results" / "benchmarks" / "track" / "good.tsv").is_file()
+    report = (tmp_path / "results" / "report" / "report.html").read_text()
+    assert "broken" in report and "video is truncated" in report  # the failure is listed with its error
+    assert (tmp_path / "results" / "report" / "videos" / "good.html").is_file()
 
     stamp = (work / "good" / "face.h5").stat().st_mtime_ns
     shutil.copy(short_clip, broken)  # the user replaces the broken download
@@ -45,8 +48,10 @@ def test_a_broken_video_fails_alone_and_a_rerun_redoes_only_it(short_clip, bad_i
     assert second.returncode == 0, second.stderr[-2000:]
     assert (work / "broken" / "face.h5").is_file()
     assert (work / "good" / "face.h5").stat().st_mtime_ns == stamp, "a finished video was recomputed"
-    assert "2 video(s) tracked and their proxies checked" in second.stdout + second.stderr
+    assert "nice-core: 2 video(s) done. Report:" in second.stdout + second.stderr
     assert (work / "broken" / "proxy.mp4").is_file() and (work / "broken" / "proxy_check.json").is_file()
+    assert "report.html" in second.stdout + second.stderr
+    assert "video is truncated" not in (tmp_path / "results" / "report" / "report.html").read_text()
 
     third = snakemake(tmp_path, "--dry-run")
     assert "Nothing to be done" in third.stdout + third.stderr

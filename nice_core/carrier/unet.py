@@ -1,0 +1,169 @@
+"""The carrier network: a plain UNet that maps a target crop to the carried crop and its log-variance.
+
+One model family per file (timm style): :class:`UNetConfig` describes it, :class:`CarrierUNet` builds it,
+:func:`carrier_head` is the pure function that turns the last layer's four channels into the outputs.
+
+The architecture follows DVP's (Lei et al., NeurIPS 2020) and the NICe paper's carrier: a UNet without
+normalisation layers (a batch of one frame is typical), LeakyReLU(0.2), two 3x3 convolutions per level,
+2x2 max pooling down, bilinear upsampling + a 3x3 convolution up, skip connections by concatenation.
+Channels double per level from ``base_channels`` up to ``max_channels``.
+
+The head has four channels: three for the RGB output and one for ``s = log sigma^2``, the per-pixel
+log-variance of the aleatoric-uncertainty loss (:mod:`nice_core.carrier.loss`). Two RGB parametrisations:
+
+* ``"direct"``: ``Xo = sigmoid(r)``, the network draws the whole crop;
+* ``"residual"``: ``Xo = clamp(Xt + residual_scale * tanh(r), 0, 1)``, the network draws a change of the
+  target. It starts at the identity, so fine detail of ``Xt`` is kept for free, but it can also stay there
+  (see the calibration note: with the uncertainty term from the first step it reverts to ``Xt``).
+
+``s`` is bounded softly to ``[-s_max, s_max]`` (``s_max * tanh(raw / s_max)``), so ``exp(-s)`` cannot
+overflow early in training; inside the bound it is the identity to first order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["OUTPUT_MODES", "CarrierUNet", "UNetConfig", "carrier_head"]
+
+OUTPUT_MODES = ("direct", "residual")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of the carrier UNet.
+
+    Attributes:
+        base_channels: channels at full resolution; doubled per level.
+        depth: number of 2x downsamplings; the input side must be a multiple of ``2 ** depth``.
+        max_channels: cap on the channels of the deeper levels.
+        output: ``"direct"`` or ``"residual"`` (see the module notes).
+        residual_scale: largest change per channel in ``"residual"`` mode, in ``[0, 1]`` units.
+        s_max: soft bound on ``|s|``.
+    """
+
+    base_channels: int = 16
+    depth: int = 4
+    max_channels: int = 256
+    output: str = "direct"
+    residual_scale: float = 0.5
+    s_max: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.base_channels < 1 or self.depth < 1 or self.max_channels < self.base_channels:
+            raise ValueError(f"need base_channels >= 1, depth >= 1, max_channels >= base_channels: {self}")
+        if self.output not in OUTPUT_MODES:
+            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.residual_scale <= 0 or self.s_max <= 0:
+            raise ValueError("residual_scale and s_max must be > 0")
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2**self.depth
+
+    def channels(self, level: int) -> int:
+        return min(self.base_channels * 2**level, self.max_channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def carrier_head(raw: Tensor, xt: Tensor, output: str = "direct", residual_scale: float = 0.5,
+                 s_max: float = 10.0) -> tuple[Tensor, Tensor]:
+    """Turn the UNet's last four channels into the carried crop and its log-variance.
+
+    Args:
+        raw: ``(B, 4, H, W)`` unbounded head activations (RGB, then log-variance).
+        xt: ``(B, 3, H, W)`` target crop in ``[0, 1]`` (used by ``"residual"``).
+        output: ``"direct"`` or ``"residual"``.
+        residual_scale: the residual's bound (``"residual"`` only).
+        s_max: soft bound on ``|s|``.
+
+    Returns:
+        ``Xo`` ``(B, 3, H, W)`` in ``[0, 1]`` and ``s = log sigma^2`` ``(B, 1, H, W)`` in ``(-s_max, s_max)``.
+    """
+    rgb, s = raw[:, :3], raw[:, 3:4]
+    if output == "direct":
+        xo = torch.sigmoid(rgb)
+    elif output == "residual":
+        xo = (xt + residual_scale * torch.tanh(rgb)).clamp(0.0, 1.0)
+    else:
+        raise ValueError(f"output must be one of {OUTPUT_MODES}, got {output!r}")
+    return xo, s_max * torch.tanh(s / s_max)
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2),
+                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2))
+
+
+class _Up(nn.Module):
+    def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2))
+        self.fuse = _DoubleConv(c_out + c_skip, c_out)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([self.reduce(x), skip], dim=1))
+
+
+class CarrierUNet(nn.Module):
+    """The carrier UNet (see the module notes).
+
+    Args:
+        config: its shape; default :class:`UNetConfig()` (16 base channels, 4 levels).
+
+    Example:
+        >>> net = CarrierUNet(UNetConfig(base_channels=8, depth=3))
+        >>> xo, s = net(torch.rand(2, 3, 64, 64))
+        >>> tuple(xo.shape), tuple(s.shape)
+        ((2, 3, 64, 64), (2, 1, 64, 64))
+    """
+
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or UNetConfig()
+        ch = [config.channels(level) for level in range(config.depth + 1)]
+        self.inc = _DoubleConv(3, ch[0])
+        self.down = nn.ModuleList(_DoubleConv(ch[i], ch[i + 1]) for i in range(config.depth))
+        self.up = nn.ModuleList(_Up(ch[i + 1], ch[i], ch[i]) for i in reversed(range(config.depth)))
+        self.head = nn.Conv2d(ch[0], 4, 1)
+        nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.weight[3:].mul_(0.1)  # s starts near 0: the loss starts as plain D
+
+    def forward(self, xt: Tensor) -> tuple[Tensor, Tensor]:
+        """Carry a batch of target crops.
+
+        Args:
+            xt: ``(B, 3, H, W)`` RGB in ``[0, 1]``; ``H`` and ``W`` multiples of ``config.multiple``.
+
+        Returns:
+            ``Xo`` ``(B, 3, H, W)`` in ``[0, 1]`` and ``s = log sigma^2`` ``(B, 1, H, W)``.
+
+        Raises:
+            ValueError: wrong shape, or a side that is not a multiple of ``config.multiple``.
+        """
+        if xt.ndim != 4 or xt.shape[1] != 3:
+            raise ValueError(f"expected (B, 3, H, W) RGB crops, got shape {tuple(xt.shape)}")
+        m = self.config.multiple
+        if xt.shape[-2] % m or xt.shape[-1] % m:
+            raise ValueError(f"height and width must be multiples of {m} (depth {self.config.depth}), "
+                             f"got {tuple(xt.shape[-2:])}")
+        h = self.inc(xt)
+        skips = [h]
+        for block in self.down:
+            h = block(F.max_pool2d(h, 2))
+            skips.append(h)
+        skips.pop()
+        for block in self.up:
+            h = block(h, skips.pop())
+        c = self.config
+        return carrier_head(self.head(h), xt, c.output, c.residual_scale, c.s_max)

@@ -1,0 +1,22 @@
+# The run's report: the data-set table (HTML, CSV, JSON) and one page per video.
+# If some videos fail, the workflow's `onerror` handler writes the same report from the metrics that exist,
+# listing the failed videos with their error lines (nice_core.report.run.build_report).
+
+
+rule report:
+    input:
+        metrics=expand(WORK / "{video}" / "metrics.json", video=VIDEOS),
+    output:
+        html=REPORT / "report.html",
+        csv=REPORT / "report.csv",
+        json=REPORT / "report.json",
+    params:
+        videos_dir=REPORT / "videos",
+    log:
+        LOGS / "report" / "report.log",
+    resources:
+        mem_mb=res("report", "mem_mb", 1000),
+        runtime=res("report", "runtime", 10),
+    shell:
+        "nice-core report {input.metrics:q} -o {output.html:q} --videos-dir {params.videos_dir:q}"
+        " --expect {VIDEO_NAMES} > {log:q} 2>&1"

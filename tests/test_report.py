@@ -1,0 +1,287 @@
+"""Reports: the per-video HTML page, the data-set table (CSV, JSON, HTML) and failures read from logs.
+
+Eval JSONs are built here with realistic numbers and nulls; the video page is also rendered in headless
+Chromium to check that its charts really draw.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from nice_core.errors import InputError
+from nice_core.report import (
+    aggregate,
+    failures_from_logs,
+    load_eval_json,
+    write_dataset_report,
+    write_video_report,
+)
+from nice_core.report.common import OUTPUT_COLOR, PROXY_COLOR, TARGET_COLOR
+from nice_core.report.svg import Series, line_chart, nice_ticks
+
+DEFINITIONS = {
+    "e_stab": "Mean squared difference between consecutive aligned face crops after motion compensation <x>.",
+    "gaze_error_deg": "Angle between the gaze directions of the video and the target, in degrees.",
+    "psnr": "Peak signal-to-noise ratio against the reference, in dB.",
+}
+
+
+def per_frame(n: int, scale: float, seed: int, with_psnr: bool = True) -> dict[str, list[float | None]]:
+    """Per-frame curves like a swap's: a noisy level, occasional flicker spikes, a tracking gap."""
+    rng = np.random.default_rng(seed)
+
+    def curve(level: float, noise: float, spike: float = 0.0) -> list[float | None]:
+        values = np.abs(level + noise * rng.standard_normal(n) + spike * (rng.random(n) < 0.04))
+        out: list[float | None] = [float(v) for v in values]
+        out[n // 2:n // 2 + 6] = [None] * 6  # no face tracked for six frames
+        return out
+
+    curves = {
+        "e_stab": curve(0.0012 * scale, 0.0003 * scale, 0.004 * scale),
+        "gaze_error_deg": curve(3.0 * scale ** 0.2, 0.6),
+        "pose_error_deg": curve(1.2 * scale ** 0.5, 0.3),
+        "landmark_nme_2d": curve(0.021, 0.004),
+        "landmark_nme_3d": curve(0.030, 0.005),
+        "detail": curve(0.93, 0.03),
+    }
+    curves["e_stab"][0] = None  # needs a previous frame
+    if with_psnr:
+        curves["psnr"] = curve(31.0 - scale, 1.0)
+        curves["ssim"] = curve(0.93, 0.01)
+    return curves
+
+
+def make_eval(name: str, method: str, e_stab: tuple[float, float] = (0.0031, 0.0012), n: int = 240,
+              seed: int = 0, proxy: bool = True, gaze: float | None = 3.1, psnr: bool = True) -> dict:
+    """One eval JSON as ``nice-core eval`` writes it; ``e_stab`` is (proxy, output)."""
+
+    def block(value: float, scale: float) -> dict:
+        metrics = {"e_stab": value, "gaze_error_deg": gaze, "pose_error_deg": 1.2 * scale,
+                   "landmark_nme_2d": 0.021, "landmark_nme_3d": None, "detail_ratio": 0.93,
+                   "identity_distance": 0.41, "per_frame": per_frame(n, scale, seed, psnr)}
+        if psnr:
+            metrics.update(psnr=31.2 - scale, ssim=0.93)
+        return metrics
+
+    return {
+        "name": name, "method": method, "target": f"/data/original/{name[:3]}.mp4",
+        "video": f"/results/{method}/{name}.mp4", "proxy": f"/data/{method}/{name}.mp4" if proxy else None,
+        "identity": None, "reference": "/data/reference.mp4" if psnr else None, "frames": n, "fps": "24000/1001",
+        "metrics": block(e_stab[1], 1.0), "proxy_metrics": block(e_stab[0], 3.0) if proxy else None,
+        "target_e_stab": 0.0009, "definitions": DEFINITIONS,
+    }
+
+
+def assert_self_contained(text: str) -> None:
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.I)
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower() and "@import" not in text and "url(http" not in text
+
+
+# -- the per-video page -------------------------------------------------------------------------------------
+
+
+def test_video_report(tmp_path):
+    out = write_video_report(make_eval("000_003", "Deepfakes"), tmp_path / "000_003.html")
+    assert out == tmp_path / "000_003.html" and sorted(p.name for p in tmp_path.iterdir()) == ["000_003.html"]
+    text = out.read_text()
+    assert_self_contained(text)
+    assert "NICe report: 000_003" in text and "Synthetic media." in text and "Deepfakes" in text
+    assert "23.976 fps (24000/1001)" in text and "240 frames" in text
+    # e_stab at the precision of its row (3 significant digits of the largest), with the aim and the change.
+    for value in ("0.00310", "0.00120", "0.00090", "−61.3 %", "original footage (the aim)"):
+        assert value in text, value
+    assert "3.10°" in text and "1.20°" in text and "3.60°" in text and "−66.7 %" in text  # gaze, pose
+    assert "28.2 dB" in text and "30.2 dB" in text  # PSNR: proxy, output
+    assert text.count('<td class="num">—</td>') == 2  # NME 3D is null for both
+    # One chart per per-frame metric: e_stab, gaze, pose, NME 2D, NME 3D, detail, PSNR, SSIM.
+    assert text.count("<svg") == 8
+    # Each chart draws both lines in two pieces around the tracking gap (e_stab: one more null at frame 0).
+    assert text.count("<polyline") == 8 * 2 * 2
+    assert text.count('stroke-dasharray="7 5"') == 2  # the target's e_stab line and its legend entry
+    assert f'stroke="{TARGET_COLOR}"' in text
+    assert "&lt;x&gt;" in text and "<x>" not in text  # definitions are escaped
+
+
+def test_video_report_without_proxy(tmp_path):
+    data = make_eval("bench_000", "benchmark", proxy=False, psnr=False, gaze=None)
+    data["proxy"] = data["video"]  # evaluated before any NICe output exists
+    data["metrics"]["per_frame"]["pose_error_deg"] = [None] * 240  # not computable: no chart
+    data.pop("definitions")
+    text = write_video_report(data, tmp_path / "r.html").read_text()
+    assert_self_contained(text)
+    assert "proxy (no NICe output yet)" in text and "change" not in text
+    assert OUTPUT_COLOR not in text and f'stroke="{PROXY_COLOR}"' in text  # drawn as the proxy it is
+    assert "PSNR" not in text and "The eval JSON gives no definitions." in text
+    assert text.count("<svg") == 5  # e_stab, gaze, NME 2D, NME 3D, detail
+    assert text.count("<polyline") == 5 * 2
+
+
+def test_video_report_rejects_bad_input(tmp_path):
+    bad = make_eval("x", "swap")
+    del bad["method"]
+    with pytest.raises(InputError, match="missing or empty 'method'"):
+        write_video_report(bad, tmp_path / "x.html")
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(InputError, match="cannot read eval JSON"):
+        load_eval_json(tmp_path / "broken.json")
+    with pytest.raises(InputError, match="not found"):
+        load_eval_json(tmp_path / "missing.json")
+    (tmp_path / "ok.json").write_text(json.dumps(make_eval("x", "swap", n=20)))
+    assert load_eval_json(tmp_path / "ok.json")["name"] == "x"
+
+
+def test_line_chart_gaps_dots_and_thinning():
+    svg = line_chart([Series("a", [1.0, 2.0, None, 3.0, None, 4.0, 5.0], "#123456")], title="t", y_label="y")
+    assert svg.count("<polyline") == 2 and svg.count("<circle") == 1  # frame 3 stands alone
+    values = [0.5] * 20000
+    values[12345] = 9.0  # one spike in a long video survives thinning
+    svg = line_chart([Series("long", values, "#123456")], title="long", y_label="y", width=600)
+    points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()
+    assert len(points) <= 4 * 600 and min(float(p.split(",")[1]) for p in points) < 100  # the spike
+    assert "no values" in line_chart([Series("none", [None, None], "#000")], title="e", y_label="y")
+    assert nice_ticks(0, 0.0173) == [0.0, 0.005, 0.01, 0.015, 0.02]
+    assert nice_ticks(28.3, 33.9) == [28.0, 30.0, 32.0, 34.0]
+
+
+# -- the data-set report --------------------------------------------------------------------------------------
+
+
+def dataset_evals() -> list[dict]:
+    return [
+        make_eval("000_003", "Deepfakes", (0.0030, 0.0012), seed=1),
+        make_eval("001_870", "Deepfakes", (0.0036, 0.0015), seed=2, gaze=None),
+        make_eval("002_006", "Deepfakes", (0.0027, 0.0009), seed=3, gaze=2.5),
+        make_eval("000_003", "FaceSwap", (0.0050, 0.0011), seed=4, psnr=False),
+        make_eval("001_870", "FaceSwap", (0.0046, 0.0013), seed=5, psnr=False),
+        make_eval("bench_000", "benchmark", (0.0, 0.0021), seed=6, proxy=False),
+    ]
+
+
+FAILURES = [{"name": "003_000", "rule": "track", "message": "no face found in any of 396 frames of 003.mp4"}]
+
+
+def test_dataset_report(tmp_path):
+    table = aggregate(dataset_evals(), FAILURES)
+    paths = write_dataset_report(table, tmp_path / "report")
+    assert {k: p.name for k, p in paths.items()} == {"csv": "dataset.csv", "json": "dataset.json",
+                                                    "html": "dataset.html"}
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["dataset.csv", "dataset.html", "dataset.json"]
+
+    with paths["csv"].open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["row"] for r in rows] == ["original footage", "benchmark", "Deepfakes (proxy)", "Deepfakes + NICe",
+                                        "FaceSwap (proxy)", "FaceSwap + NICe"]
+    assert list(rows[0])[:7] == ["row", "method", "variant", "n_videos", "e_stab_mean", "e_stab_std", "e_stab_n"]
+    assert {f"{k}_{p}" for k in ("psnr", "ssim", "identity_distance") for p in ("mean", "std", "n")} <= set(rows[0])
+    by_row = {r["row"]: r for r in rows}
+    nice = by_row["Deepfakes + NICe"]
+    # By hand: e_stab 0.0012, 0.0015, 0.0009: mean 0.0012; deviations 0, 3e-4, -3e-4: std sqrt(1.8e-7 / 3).
+    assert nice["n_videos"] == "3" and nice["variant"] == "nice" and nice["method"] == "Deepfakes"
+    assert math.isclose(float(nice["e_stab_mean"]), 0.0012, rel_tol=1e-12)
+    assert math.isclose(float(nice["e_stab_std"]), math.sqrt(6e-8), rel_tol=1e-9)  # 0.000245
+    # Gaze is null for one video: 3.1 and 2.5 over n = 2, std 0.3.
+    assert nice["gaze_error_deg_n"] == "2"
+    assert math.isclose(float(nice["gaze_error_deg_mean"]), 2.8)
+    assert math.isclose(float(nice["gaze_error_deg_std"]), 0.3)
+    assert math.isclose(float(by_row["Deepfakes (proxy)"]["pose_error_deg_mean"]), 3.6)
+    assert nice["landmark_nme_3d_mean"] == "" and nice["landmark_nme_3d_n"] == "0"  # null everywhere
+    assert by_row["FaceSwap + NICe"]["psnr_n"] == "0" and by_row["benchmark"]["psnr_n"] == "1"
+    assert float(by_row["benchmark"]["e_stab_std"]) == 0.0  # one video
+    assert by_row["original footage"]["e_stab_n"] == "4"  # distinct targets: 000, 001, 002 and ben
+    assert by_row["original footage"]["gaze_error_deg_mean"] == ""
+
+    report = json.loads(paths["json"].read_text())
+    assert report["failures"] == FAILURES and report["rows"][3]["videos"] == ["000_003", "001_870", "002_006"]
+    assert math.isclose(report["rows"][3]["stats"]["e_stab"]["mean"], 0.0012)
+
+    text = paths["html"].read_text()
+    assert_self_contained(text)
+    assert "Synthetic media." in text and "6 videos evaluated, 1 failed." in text
+    assert "0.00120<br><small" in text and "± 0.00024" in text  # Deepfakes + NICe e_stab
+    assert "2.80<br><small" in text and "n=2" in text  # gaze over two videos
+    assert "no face found in any of 396 frames of 003.mp4" in text and "<code>track</code>" in text
+    assert text.count("<tr") == 1 + 6 + 1 + 1  # header, 6 rows, failures header and its row
+    assert '<td class="num better">0.00120' in text  # NICe beats its proxy on e_stab
+
+
+def test_dataset_checks_input():
+    with pytest.raises(InputError, match="given twice"):
+        aggregate([make_eval("a", "swap", n=10), make_eval("a", "swap", n=10)], [])
+    with pytest.raises(InputError, match="'metrics' must be an object"):
+        aggregate([{"name": "a", "method": "swap", "metrics": None}], [])
+    with pytest.raises(InputError, match="needs a 'name' and a 'message'"):
+        aggregate([], [{"name": "a"}])
+    table = aggregate([], [])
+    assert table.rows == () and table.metrics == ()
+
+
+def test_failures_from_logs(tmp_path):
+    logs = tmp_path / "logs"
+    for rule in ("extract", "track", "proxy_check"):
+        (logs / rule).mkdir(parents=True)
+    (logs / "extract" / "a.log").write_text("probing a.mp4\n")
+    (logs / "track" / "a.log").write_text(
+        "tracking: 100%\nnice-core: error: old message\nmore output\n"
+        "nice-core: error: no face found in any of 300 frames of a.mp4\n")
+    (logs / "proxy_check" / "b.log").write_text(
+        "nice-core: error: proxy has 25 fps, target 24000/1001 (23.976) fps\r\n")
+    (logs / "track" / "b.log").write_text("nice-core: error: stale failure from an earlier run\n")
+    os.utime(logs / "track" / "b.log", (1_000_000, 1_000_000))  # older than the proxy_check log
+    (logs / "track" / "c.log").write_text("Traceback (most recent call last):\nValueError: a bug\n")
+
+    got = failures_from_logs(logs, ["a", "b", "c", "d"])
+    assert [(f["name"], f["rule"], f["message"]) for f in got] == [
+        ("a", "track", "no face found in any of 300 frames of a.mp4"),
+        ("b", "proxy_check", "proxy has 25 fps, target 24000/1001 (23.976) fps"),
+        ("c", "track", f"no 'nice-core: error:' line in the logs; see {logs / 'track' / 'c.log'}"),
+        ("d", None, f"no eval output and no log in {logs}"),
+    ]
+    assert got[0]["log"] == str(logs / "track" / "a.log")
+    assert failures_from_logs(tmp_path / "nowhere", []) == []
+    with pytest.raises(InputError, match="log folder not found"):
+        failures_from_logs(tmp_path / "nowhere", ["a"])
+    table = aggregate(dataset_evals()[:1], got)
+    assert [f["rule"] for f in table.failures] == ["track", "proxy_check", "track", None]
+
+
+# -- the page in a browser ------------------------------------------------------------------------------------
+
+
+def _hex_rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+
+
+def test_video_report_renders_in_chromium(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium); CI installs it")
+    import av
+
+    html = write_video_report(make_eval("000_003", "Deepfakes"), tmp_path / "report.html")
+    png = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600",
+         html.resolve().as_uri()],
+        check=True, capture_output=True, timeout=120)
+    with av.open(str(png)) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert image.shape == (1600, 1200, 3)
+    for color in (PROXY_COLOR, OUTPUT_COLOR):
+        mask = np.abs(image.astype(np.int16) - _hex_rgb(color)).max(axis=2) <= 40
+        columns = np.flatnonzero(mask.any(axis=0))
+        # The table swatch and legend entries are a few dozen pixels wide; a drawn curve spans the plot.
+        assert mask.sum() > 1500, (color, mask.sum())
+        assert len(columns) > 600 and columns.max() - columns.min() > 900, (color, len(columns))
