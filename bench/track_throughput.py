@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -103,6 +104,12 @@ def instrumented():
         timers.restore()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its waited-for children (the preview ffmpeg), user + system."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def decode_only(video: Path) -> tuple[int, float]:
     """Frames and seconds for one sequential decode pass with VideoReader (probe excluded)."""
     from nice_core.io import VideoReader, probe_video
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from nice_core.face.track import TrackConfig, track_video
 
     config = TrackConfig(crop_size=args.crop_size, preview=not args.no_preview, detect_hands=not args.no_hands)
+    print(f"load average at start (1, 5, 15 min): {os.getloadavg()}")
     print(f"video: {args.video}")
     print(f"config: crop_size={config.crop_size} preview={config.preview} detect_hands={config.detect_hands}")
 
@@ -138,15 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="nice_bench_") as tmp:
             ctx = contextlib.nullcontext(None) if args.no_breakdown else instrumented()
             with ctx as timers:
-                start = time.perf_counter()
+                load = os.getloadavg()[0]
+                cpu0, start = cpu_seconds(), time.perf_counter()
                 result = track_video(args.video, tmp, config, show_progress=False)
-                wall = time.perf_counter() - start
+                wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
                 totals = dict(timers.total) if timers else {}
                 calls = dict(timers.calls) if timers else {}
         n_frames = result.n_frames
         runs.append((wall, totals, calls))
         print(f"run {run + 1}: {wall:.2f} s for {n_frames} frames = {n_frames / wall:.2f} frames/s "
-              f"({result.summary()})")
+              f"({result.summary()}); CPU {cpu:.2f} s (incl. ffmpeg); 1-min load {load:.2f} -> "
+              f"{os.getloadavg()[0]:.2f}")
 
     wall, totals, calls = min(runs, key=lambda r: r[0])
     print()
@@ -174,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         n_dec, dec = decode_only(args.video)
         print(f"decode only (VideoReader.iter_frames, one pass): {dec:.2f} s for {n_dec} frames = "
               f"{n_dec / dec:.1f} frames/s ({1000 * dec / n_dec:.1f} ms/frame; the stage decodes twice)")
+    print(f"load average at end (1, 5, 15 min): {os.getloadavg()} (this machine has {os.cpu_count()} CPUs; "
+          "a load above that means other processes competed for them)")
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nice_core.errors import NoFaceError, OutputError
+from nice_core.errors import OutputError
 from nice_core.face.landmarks import face_oval_indices
 from nice_core.face.mask import polygon_mask
 from nice_core.face.tracking import face_box
@@ -58,6 +58,10 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         for name in ("start", "frames"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("edit_strength", "tone_strength", "cast", "misalign_px", "mask_jitter",
+                     "landmark_sigma_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.outlier_rate <= 0.5:
@@ -211,17 +215,24 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
     n = stop - start
     size = (probe.height, probe.width)
     tmp = _prepare_outdir(out_dir)
+
+    def source_frames(reader: VideoReader, desc: str):
+        """X's frames, made from the source each pass (not decoded from target.mp4, which already carries the
+        watermark and a generation of coding loss that G and P must not inherit)."""
+        for index, frame in progress(reader.iter_frames(start, stop), total=n, desc=desc, enabled=show):
+            if config.camera_move:
+                frame = cv2.warpAffine(frame, camera_matrix(index - start, n, size, config.camera_amplitude),
+                                       (probe.width, probe.height), flags=cv2.INTER_CUBIC,
+                                       borderMode=cv2.BORDER_REFLECT)
+            yield index - start, frame
+
     try:
         # 1. X: the source range, with the optional camera move.
         with VideoReader(source, probe) as reader, VideoWriter(
                 tmp / "target.mp4", probe.width, probe.height, probe.fps, encode=encode,
                 label_inputs={"source": source}, label_kind="benchmark target (source footage"
                 + (", synthetic camera move)" if config.camera_move else ")"), protect=(source,)) as writer:
-            for index, frame in progress(reader.iter_frames(start, stop), total=n, desc="target", enabled=show):
-                if config.camera_move:
-                    frame = cv2.warpAffine(frame, camera_matrix(index - start, n, size, config.camera_amplitude),
-                                           (probe.width, probe.height), flags=cv2.INTER_CUBIC,
-                                           borderMode=cv2.BORDER_REFLECT)
+            for _, frame in source_frames(reader, "target"):
                 writer.write(frame)
         # 2. Landmarks of X, smoothed over time so the edit is as stable as X.
         track = track_video(tmp / "target.mp4", tmp / "track", TrackConfig(crop_size=32, preview=False),
@@ -234,14 +245,13 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
         regions = _regions()
         rng = np.random.default_rng(config.seed)
         faults = []
-        target_probe = probe_video(tmp / "target.mp4")
         labels = {"source": source}  # not target.mp4: its bytes hold a creation time, the source's do not
-        with VideoReader(tmp / "target.mp4", target_probe) as reader, \
+        with VideoReader(source, probe) as reader, \
                 VideoWriter(tmp / "clean.mp4", probe.width, probe.height, probe.fps, encode=encode,
                             label_inputs=labels, label_kind="benchmark clean synthetic face edit") as clean, \
                 VideoWriter(tmp / "proxy.mp4", probe.width, probe.height, probe.fps, encode=encode,
                             label_inputs=labels, label_kind="benchmark synthetic flickering proxy") as proxy:
-            for index, frame in progress(reader.iter_frames(), total=n, desc="edit", enabled=show):
+            for index, frame in source_frames(reader, "edit"):
                 # Draw every random number every frame, so frame t's faults do not depend on earlier faces.
                 draw = {"gain": rng.normal(0, config.cast, 3), "bias": rng.normal(0, config.cast * 0.5),
                         "shift": rng.normal(0, config.misalign_px, 2), "mask": rng.normal(0, config.mask_jitter, 2),
@@ -268,8 +278,6 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if not valid.any():
-        raise NoFaceError(f"no face in {source}")
     return meta
 
 
@@ -294,8 +302,8 @@ def _edit_frame(frame: np.ndarray, landmarks: np.ndarray, hands: np.ndarray, con
     real_hands = [h for h in hands if not np.isnan(h).any()]
     if real_hands:
         skin *= 1 - hand_mask(real_hands, (height, width), 0.03 * span)
-    clean = _tone(warped, skin, config.tone_strength)
-    # P: paste a faulty copy of G's face back onto X through a jittered mask.
+    clean = _tone(warped, skin, config.tone_strength) if config.tone_strength else warped
+    # P: paste a faulty copy of G's face back onto G through a jittered mask.
     face = clean
     record = {"outlier": bool(draw["outlier"]), "part": str(draw["part"]) if draw["outlier"] else None}
     if draw["outlier"]:
