@@ -22,6 +22,7 @@ from nice_core.report import (
     aggregate,
     failures_from_logs,
     load_eval_json,
+    render_video_report,
     write_dataset_report,
     write_video_report,
 )
@@ -128,10 +129,13 @@ def test_video_report_without_proxy(tmp_path):
 
 def test_video_report_rejects_bad_input(tmp_path):
     bad = make_eval("x", "swap")
-    del bad["method"]
+    bad["method"] = ""
     with pytest.raises(InputError, match="missing or empty 'method'"):
         write_video_report(bad, tmp_path / "x.html")
     assert not any(tmp_path.iterdir())
+    unnamed = make_eval("x", "swap")
+    del unnamed["method"]  # `nice-core eval` without --method: reported as "unspecified", not refused
+    assert "unspecified" in render_video_report(unnamed)
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="cannot read eval JSON"):
         load_eval_json(tmp_path / "broken.json")
