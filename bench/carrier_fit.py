@@ -40,13 +40,18 @@ VARIANTS: dict[str, dict] = {
     "default": {},
     "no-uncertainty": {"loss_uncertainty": False},
     "no-warmup": {"warmup": 0.0},
-    "naive": {"loss_perceptual_weight": 0.0, "warmup": 0.0, "schedule": "constant", "lr": 3e-4},
+    "naive": {"loss_perceptual_weight": 0.0, "loss_balanced": False, "warmup": 0.0, "schedule": "constant",
+              "lr": 3e-4},
     "l1-only": {"loss_perceptual_weight": 0.0},
     "gradient": {"loss_gradient_weight": 1.0},
     "residual": {"unet_output": "residual"},
     "residual-no-warmup": {"unet_output": "residual", "warmup": 0.0},
     "whole-crop": {"loss_background": 1.0},
-    "size256": {"size": 256},
+    "size256": {"size": 256, "steps": 800},
+    "patch128": {"size": 256, "patch": 128},
+    "patch192": {"size": 256, "patch": 192, "steps": 1100},
+    "patch128-residual": {"size": 256, "patch": 128, "unet_output": "residual"},
+    "patch128-gradient": {"size": 256, "patch": 128, "loss_gradient_weight": 1.0},
     "base32": {"unet_base_channels": 32},
 }
 
@@ -138,7 +143,7 @@ def main() -> None:
     for name in args.variants:
         overrides = dict(VARIANTS[name], threads=args.threads)
         if args.steps:
-            overrides["steps"] = args.steps
+            overrides.setdefault("steps", args.steps)
         if args.epochs:
             overrides["epochs"] = args.epochs
         config = with_overrides(FitConfig(), **overrides)

@@ -10,7 +10,16 @@ Where the proxy is unreliable (a flickering colour cast, a misaligned paste, a c
 stays large whatever the carrier does, and the carrier can raise ``s`` there instead of chasing the
 fault: the optimal ``s`` for a fixed ``D`` is ``log D`` (derivative ``-D exp(-s) + 1 = 0``), so the
 pixel's loss becomes ``1 + log D``, whose gradient ``1 / D`` fades on large errors. With
-``uncertainty=False`` the loss is the plain weighted mean of ``D`` (the ablation).
+``uncertainty=False`` the output is fitted to the plain weighted mean of ``D`` (the ablation), while ``s``
+is still fitted to the detached ``D``, so the sigma map stays a calibrated prediction either way.
+
+**Training objective** (``balanced``, default on). Gradients come from
+:func:`balanced_aleatoric_objective`, a surrogate with the same stationary points (for a fixed ``s`` the
+same ``exp(-s)``-weighted fit of the output, for a fixed output ``s = log D``) whose output gradient is
+divided by the batch's mean ``exp(-s)``. The plain form multiplies the output's gradient by about
+``1 / mean(D)`` (30x and more) once ``s`` settles, and with Adam at OneCycle's peak of 1e-3 that diverged
+on the benchmark within an epoch, with or without a warm-up. The value reported is always the aleatoric
+loss above.
 
 ``D`` is a sum of per-pixel terms, each ``(B, 1, H, W)``:
 
@@ -47,6 +56,7 @@ __all__ = [
     "CarrierLoss",
     "LossConfig",
     "aleatoric_loss",
+    "balanced_aleatoric_objective",
     "feature_distance",
     "gradient_distance",
     "loss_weight",
@@ -63,6 +73,8 @@ class LossConfig:
         perceptual_weight: weight of the perceptual term (0: no feature network is run).
         gradient_weight: weight of the image-gradient L1 term (0: off).
         uncertainty: use the aleatoric form ``D exp(-s) + s``; ``False``: plain ``D``.
+        balanced: train with :func:`balanced_aleatoric_objective` (same optimum, scale-free gradients);
+            the reported loss is still the aleatoric one.
         background: loss weight outside the dilated face mask, in ``[0, 1]``.
         dilate: dilation of the face mask, as a fraction of the crop side.
         vgg19: path of a torchvision-format VGG-19 state dict; ``None`` uses the mediapipe face features.
@@ -72,6 +84,7 @@ class LossConfig:
     perceptual_weight: float = 0.1
     gradient_weight: float = 0.0
     uncertainty: bool = True
+    balanced: bool = True
     background: float = 0.1
     dilate: float = 0.04
     vgg19: str | None = None
@@ -148,6 +161,12 @@ def loss_weight(mask: Tensor | None, shape: tuple[int, ...], dilate_px: int, bac
     return background + (1.0 - background) * mask
 
 
+def _wmean(x: Tensor, weight: Tensor | None) -> Tensor:
+    if weight is None:
+        return x.mean()
+    return (x * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
 def aleatoric_loss(d: Tensor, s: Tensor | None = None, weight: Tensor | None = None) -> Tensor:
     """The weighted mean of ``d * exp(-s) + s`` (or of ``d`` when ``s`` is ``None``).
 
@@ -159,10 +178,25 @@ def aleatoric_loss(d: Tensor, s: Tensor | None = None, weight: Tensor | None = N
     Returns:
         A scalar. With ``s = 0`` it equals the (weighted) mean of ``d``.
     """
-    per_pixel = d if s is None else d * torch.exp(-s) + s
-    if weight is None:
-        return per_pixel.mean()
-    return (per_pixel * weight).sum() / weight.sum().clamp_min(1e-12)
+    return _wmean(d if s is None else d * torch.exp(-s) + s, weight)
+
+
+def balanced_aleatoric_objective(d: Tensor, s: Tensor, weight: Tensor | None = None) -> Tensor:
+    """A surrogate of :func:`aleatoric_loss` with the same stationary points and scale-free gradients.
+
+    ``wmean(d * sg(exp(-s))) / sg(wmean(exp(-s))) + wmean(sg(d) * exp(-s) + s)``, ``sg`` = stop-gradient.
+    The first term gives the carrier's output the gradient of ``d`` weighted by ``exp(-s)`` relative to its
+    mean (the aleatoric loss's output gradient divided by a positive per-batch constant); the second gives
+    ``s`` exactly the aleatoric loss's gradient ``1 - d exp(-s)``. So for a fixed ``s`` the output's optimum
+    is the same weighted fit, and for a fixed output ``s``'s optimum is ``log d``, as with the plain form;
+    but the output's gradient keeps the scale of a plain ``d`` when ``s`` settles near ``log d`` (where the
+    plain form multiplies it by about ``1 / mean(d)``, 30x or more, which made Adam diverge when the term was
+    switched on after a warm-up). With ``s = 0`` its value is ``2 wmean(d)``, its gradient that of ``wmean(d)``
+    plus the constant ``s`` gradient ``1 - d``.
+    """
+    w = torch.exp(-s)
+    fit = _wmean(d * w.detach(), weight) / _wmean(w, weight).detach().clamp_min(1e-12)
+    return fit + _wmean(d.detach() * w + s, weight)
 
 
 class CarrierLoss(nn.Module):
@@ -219,17 +253,30 @@ class CarrierLoss(nn.Module):
             s: ``(B, 1, H, W)`` its log-variance.
             xref: ``(B, 3, H, W)`` proxy crops in ``[0, 1]``.
             mask: ``(B, 1, H, W)`` face masks in ``[0, 1]``, or ``None`` (the whole crop counts equally).
-            uncertainty: override ``config.uncertainty`` (the fit's warm-up runs without it).
+            uncertainty: override ``config.uncertainty`` (the fit's warm-up runs without it). Without it the
+                output's gradient is that of the plain weighted mean of ``D``, and ``s`` is fitted to the
+                detached ``D`` (so the sigma map stays a calibrated prediction either way).
 
         Returns:
-            The scalar loss, and the weighted means of each term of ``D`` and of ``s`` (floats, for logs).
+            The scalar objective to minimise (the aleatoric loss, or its balanced surrogate with
+            ``config.balanced``), and for logs the weighted means of each term of ``D``, of ``s`` and the
+            aleatoric loss's value (``"loss"``).
         """
         c = self.config
         use_s = c.uncertainty if uncertainty is None else uncertainty
         d, parts = self.distance(xo, xref)
         weight = loss_weight(mask, tuple(d.shape), round(c.dilate * xo.shape[-1]), c.background)
-        loss = aleatoric_loss(d, s if use_s else None, weight)
+        if not use_s:  # the output fits plain D; s still learns log D (a calibrated sigma map), detached
+            loss = aleatoric_loss(d, None, weight)
+            objective = loss + aleatoric_loss(d.detach(), s, weight)
+        elif c.balanced:
+            objective = balanced_aleatoric_objective(d, s, weight)
+            with torch.no_grad():
+                loss = aleatoric_loss(d, s, weight)
+        else:
+            objective = loss = aleatoric_loss(d, s, weight)
         with torch.no_grad():
             logs = {name: float(aleatoric_loss(m, None, weight)) for name, m in parts.items()}
             logs["s"] = float(aleatoric_loss(s, None, weight))
-        return loss, logs
+            logs["loss"] = float(loss)
+        return objective, logs

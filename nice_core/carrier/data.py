@@ -1,0 +1,237 @@
+"""The carrier's training data: per frame with a face, the target crop, the proxy crop and the face mask.
+
+The carrier learns ``Xt -> Xref`` in crop space (NICe Sec. 3.2.1): ``Xt`` is the store's aligned crop of
+the target frame, ``Xref`` is the proxy frame showing the same target frame, warped with the *same*
+frame -> crop transform (``cv2.warpAffine``, ``INTER_CUBIC``, ``BORDER_REPLICATE``, exactly as the
+tracker made ``Xt``), so the two crops differ only by the swap.
+
+**Memory.** Nothing holds the clip. :func:`prepare_proxy_crops` streams the proxy once (one decoded frame
+in memory at a time) and caches its crops in the store itself, in the group ``carrier/``:
+
+========================  ================  ====================================================
+dataset                   shape, dtype      meaning
+========================  ================  ====================================================
+``carrier/proxy_crops``   (N, S, S, 3) u1   proxy crop of target frame ``i`` (zeros where invalid)
+``carrier/proxy_valid``   (N,) bool         frame has a face and a proxy frame (training frames)
+========================  ================  ====================================================
+
+Group attributes: ``proxy`` (path), ``proxy_sha256``, ``frame_offset``, ``rescale``, ``complete``. The
+crops are stored uncompressed, one chunk per frame, with every chunk allocated when the dataset is created
+(``H5D_ALLOC_TIME_EARLY``) and the file flushed before streaming: the pass then writes raw chunk bytes
+only and changes no HDF5 metadata, so a crash mid-pass leaves a readable store whose cache is simply not
+``complete`` (it is redone on the next call). Cost on disk: ``3 S^2`` bytes per frame (197 KB at 256 px;
+47 MB for a 10 s clip at 24 fps). The store's modification time is restored afterwards (the cache is
+derived data: a workflow that compares input and output times must not rerun tracking's consumers).
+
+:class:`CarrierDataset` then reads frames by index, a batch at a time, optionally resized to a smaller
+training ``size`` (``cv2.INTER_AREA``); tensors are ``(B, 3, s, s)`` float in ``[0, 1]`` (masks
+``(B, 1, s, s)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+from nice_core.errors import InputError
+from nice_core.io.reader import VideoReader
+from nice_core.progress import progress
+from nice_core.store import FaceStore
+
+__all__ = [
+    "CARRIER_GROUP",
+    "CarrierDataset",
+    "prepare_proxy_crops",
+    "proxy_crops_ready",
+    "to_tensor",
+    "warp_to_crop",
+]
+
+CARRIER_GROUP = "carrier"
+PROXY_CROPS = f"{CARRIER_GROUP}/proxy_crops"
+PROXY_VALID = f"{CARRIER_GROUP}/proxy_valid"
+
+
+def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """A frame's ``(size, size, 3)`` crop through a ``(2, 3)`` frame -> crop matrix, as the tracker makes it."""
+    import cv2
+
+    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _proxy_source(store: FaceStore, proxy: Path, check) -> tuple[int, bool]:
+    """Validate the proxy against the store; return ``(frame_offset, rescale)``."""
+    n = store.n_frames
+    if check is not None:
+        if check.target.n_frames != n:
+            raise InputError(f"proxy check is for a target of {check.target.n_frames} frames, the store has {n}")
+        if Path(check.proxy.path).resolve() != proxy.resolve():
+            raise InputError(f"proxy check is for {check.proxy.path}, not {proxy}")
+        return check.frame_offset, check.rescale
+    from nice_core.io.probe import probe_video
+
+    probe = probe_video(proxy)
+    target = json.loads(store.h5.attrs["probe"]) if "probe" in store.h5.attrs else {}
+    size = (target.get("width"), target.get("height"))
+    if probe.n_frames != n or (None not in size and (probe.width, probe.height) != size):
+        raise InputError(f"proxy {proxy} has {probe.n_frames} frames of {probe.width}x{probe.height}, the target "
+                         f"{n} of {size[0]}x{size[1]}; run the proxy check (check_proxy) and pass its result")
+    return 0, False
+
+
+def proxy_crops_ready(store_path: str | Path) -> bool:
+    """Whether the store holds a complete proxy-crop cache."""
+    with FaceStore.open(store_path) as store:
+        return CARRIER_GROUP in store.h5 and bool(store.h5[CARRIER_GROUP].attrs.get("complete", False))
+
+
+def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *, force: bool = False,
+                        show_progress: bool = False) -> int:
+    """Cache the proxy's crops in the store (``carrier/``), streaming the proxy once.
+
+    Args:
+        store_path: the per-video store (``face.h5``); opened for writing.
+        proxy: the proxy video.
+        check: a :class:`~nice_core.proxy.check.ProxyCheck` of this proxy against the store's video (frame
+            offset and rescale are applied); ``None``: the proxy must have the target's frame count and size.
+        force: redo the cache even if a complete one for the same proxy (same SHA-256 and offset) exists.
+        show_progress: show a progress line.
+
+    Returns:
+        The number of training frames (frames with a face and a proxy frame).
+
+    Raises:
+        InputError: the proxy does not fit the store, or no frame has both a face and a proxy frame.
+    """
+    from nice_core.provenance.label import file_sha256
+    from nice_core.proxy.check import aligned_proxy_frames
+
+    store_path, proxy = Path(store_path), Path(proxy)
+    stat = store_path.stat()
+    digest = file_sha256(proxy)
+    with FaceStore.open(store_path) as store:
+        offset, rescale = _proxy_source(store, proxy, check)
+        if not force and CARRIER_GROUP in store.h5:
+            attrs = store.h5[CARRIER_GROUP].attrs
+            if (attrs.get("complete", False) and attrs.get("proxy_sha256") == digest
+                    and int(attrs.get("frame_offset", 0)) == offset and attrs.get("crop_size") == store.crop_size):
+                return int(store.h5[PROXY_VALID][:].sum())
+    try:
+        with FaceStore.open(store_path, "r+") as store:
+            n, size = store.n_frames, store.crop_size
+            has_face = store["has_face"][:]
+            transforms = store["transforms"][:]
+            covered = np.zeros(n, bool)
+            if CARRIER_GROUP in store.h5:
+                del store.h5[CARRIER_GROUP]
+            group = store.h5.create_group(CARRIER_GROUP)
+            group.attrs.update(proxy=str(proxy), proxy_sha256=digest, frame_offset=offset, rescale=rescale,
+                               crop_size=size, complete=False)
+            space = h5py.h5s.create_simple((n, size, size, 3))
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_chunk((1, size, size, 3))
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+            h5py.h5d.create(group.id, b"proxy_crops", h5py.h5t.STD_U8LE, space, dcpl=dcpl)
+            crops = store.h5[PROXY_CROPS]
+            valid = group.create_dataset("proxy_valid", shape=(n,), dtype=bool, fillvalue=False)
+            store.h5.flush()
+            with VideoReader(proxy) as reader:
+                if check is not None:
+                    frames = aligned_proxy_frames(reader, check)
+                else:
+                    frames = reader.iter_frames()
+                for index, frame in progress(frames, total=n, desc="proxy crops", enabled=show_progress):
+                    covered[index] = True
+                    if has_face[index]:
+                        crops[index] = warp_to_crop(frame, transforms[index], size)
+            usable = has_face & covered
+            valid[...] = usable
+            group.attrs["complete"] = bool(usable.any())
+            count = int(usable.sum())
+    finally:
+        os.utime(store_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    if count == 0:
+        raise InputError(f"no frame of {store_path} has both a face and a proxy frame ({proxy})")
+    return count
+
+
+def to_tensor(images: Sequence[np.ndarray]) -> Tensor:
+    """``uint8`` images ``(H, W, 3)`` or ``(H, W)`` -> ``(B, C, H, W)`` float32 in ``[0, 1]``."""
+    batch = np.stack(images)
+    if batch.ndim == 3:
+        batch = batch[..., None]
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class CarrierDataset(torch.utils.data.Dataset):
+    """Training triples ``(Xt, Xref, mask)`` of one video, read from its store a frame at a time.
+
+    Needs the proxy-crop cache (:func:`prepare_proxy_crops`). Item ``k`` is the ``k``-th training frame
+    (frame index ``self.frames[k]``). Use as a context manager or call :meth:`close`.
+
+    Args:
+        store_path: the store.
+        size: training crop side; ``None`` = the store's crop size; smaller sides resize with
+            ``cv2.INTER_AREA``.
+
+    Raises:
+        InputError: the cache is missing or incomplete, or ``size`` is larger than the store's crops.
+    """
+
+    def __init__(self, store_path: str | Path, size: int | None = None) -> None:
+        self.store = FaceStore.open(store_path)
+        try:
+            if CARRIER_GROUP not in self.store.h5 or not self.store.h5[CARRIER_GROUP].attrs.get("complete", False):
+                raise InputError(f"{store_path} has no complete proxy-crop cache (run prepare_proxy_crops first)")
+            self.crop_size = self.store.crop_size
+            self.size = int(size or self.crop_size)
+            if not 0 < self.size <= self.crop_size:
+                raise InputError(f"size must be in [1, {self.crop_size}] (the store's crop size), got {self.size}")
+            self.frames = np.flatnonzero(self.store[PROXY_VALID][:])
+            self.proxy_sha256 = str(self.store.h5[CARRIER_GROUP].attrs["proxy_sha256"])
+        except BaseException:
+            self.store.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        if self.size == self.crop_size:
+            return image
+        import cv2
+
+        return cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+
+    def read(self, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame ``frame``'s target crop, proxy crop ``(s, s, 3)`` and mask ``(s, s)``, all ``uint8``."""
+        h5 = self.store.h5
+        return (self._resize(h5["crops"][frame]), self._resize(h5[PROXY_CROPS][frame]),
+                self._resize(h5["masks"][frame]))
+
+    def batch(self, items: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Items ``items`` (positions in ``frames``) as ``(B, 3, s, s)``, ``(B, 3, s, s)``, ``(B, 1, s, s)``."""
+        triples = [self.read(int(self.frames[k])) for k in items]
+        return tuple(to_tensor([t[j] for t in triples]) for j in range(3))  # type: ignore[return-value]
+
+    def __getitem__(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        xt, xref, mask = self.batch([k])
+        return xt[0], xref[0], mask[0]
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> CarrierDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
