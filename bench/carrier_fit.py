@@ -49,6 +49,8 @@ VARIANTS: dict[str, dict] = {
     "whole-crop": {"loss_background": 1.0},
     "size256": {"size": 256, "steps": 800},
     "patch128": {"size": 256, "patch": 128},
+    "patch128-no-uncertainty": {"size": 256, "patch": 128, "loss_uncertainty": False},
+    "patch128-clip": {"size": 256, "patch": 128, "grad_clip": 5.0},
     "patch192": {"size": 256, "patch": 192, "steps": 1100},
     "patch128-residual": {"size": 256, "patch": 128, "unet_output": "residual"},
     "patch128-gradient": {"size": 256, "patch": 128, "loss_gradient_weight": 1.0},
