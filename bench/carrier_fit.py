@@ -40,21 +40,18 @@ VARIANTS: dict[str, dict] = {
     "default": {},
     "no-uncertainty": {"loss_uncertainty": False},
     "no-warmup": {"warmup": 0.0},
-    "naive": {"loss_perceptual_weight": 0.0, "loss_balanced": False, "warmup": 0.0, "schedule": "constant",
-              "lr": 3e-4},
-    "l1-only": {"loss_perceptual_weight": 0.0},
-    "gradient": {"loss_gradient_weight": 1.0},
+    "no-clip": {"grad_clip": None},
+    "unbalanced": {"loss_balanced": False},
     "residual": {"unet_output": "residual"},
-    "residual-no-warmup": {"unet_output": "residual", "warmup": 0.0},
+    "residual-no-uncertainty": {"unet_output": "residual", "loss_uncertainty": False},
+    "gradient": {"loss_gradient_weight": 1.0},
+    "perceptual1": {"loss_perceptual_weight": 1.0},
     "whole-crop": {"loss_background": 1.0},
-    "size256": {"size": 256, "steps": 800},
-    "patch128": {"size": 256, "patch": 128},
-    "patch128-no-uncertainty": {"size": 256, "patch": 128, "loss_uncertainty": False},
-    "patch128-clip": {"size": 256, "patch": 128, "grad_clip": 5.0},
-    "patch192": {"size": 256, "patch": 192, "steps": 1100},
-    "patch128-residual": {"size": 256, "patch": 128, "unet_output": "residual"},
-    "patch128-gradient": {"size": 256, "patch": 128, "loss_gradient_weight": 1.0},
-    "base32": {"unet_base_channels": 32},
+    "size128": {"size": 128, "patch": None},
+    "full256": {"patch": None, "steps": 800},
+    "patch192": {"patch": 192, "steps": 1100},
+    "naive": {"patch": None, "steps": 800, "loss_perceptual_weight": 0.0, "loss_balanced": False, "warmup": 0.0,
+              "schedule": "constant", "lr": 3e-4, "grad_clip": None},
 }
 
 
@@ -92,6 +89,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override with a fixed epoch count")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the fit's epoch lines")
     args = parser.parse_args()
 
     import torch
@@ -151,7 +149,8 @@ def main() -> None:
         config = with_overrides(FitConfig(), **overrides)
         plan = plan_fit(len(frames), config)
         t = time.perf_counter()
-        model = fit_carrier(store_path, None, config, log=lambda line: None)
+        model = fit_carrier(store_path, None, config, log=(lambda line: print(line, flush=True)) if args.verbose
+                            else (lambda line: None))
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
         torch.set_num_threads(args.threads)

@@ -44,8 +44,8 @@ TINY = UNetConfig(base_channels=8, depth=3)
 
 
 def tiny_config(**changes) -> FitConfig:
-    """A fit that takes about a second: 64 px, a tiny UNet, 3 epochs, one thread."""
-    settings = dict(size=64, epochs=3, unet=TINY, threads=1, batch_size=4, seed=0)
+    """A fit that takes about a second: 32 px windows of 64 px crops, a tiny UNet, 3 epochs, one thread."""
+    settings = dict(size=64, patch=32, epochs=3, unet=TINY, threads=1, batch_size=4, seed=0)
     settings.update(changes)
     return FitConfig(**settings)
 
@@ -110,6 +110,16 @@ def test_residual_head_starts_at_the_target() -> None:
     assert torch.equal(net(x)[0], x)
 
 
+def test_straight_through_clamp() -> None:
+    from nice_core.carrier.unet import straight_through_clamp
+
+    y = torch.tensor([-0.5, 0.3, 1.7], requires_grad=True)
+    out = straight_through_clamp(y)
+    assert out.tolist() == pytest.approx([0.0, 0.3, 1.0])
+    out.sum().backward()
+    assert y.grad.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_detached_s_head_sends_no_gradient_to_the_trunk() -> None:
     net = CarrierUNet(UNetConfig(base_channels=8, depth=2))
     _, s = net(torch.rand(1, 3, 32, 32))
@@ -125,6 +135,10 @@ def test_unet_config_is_checked() -> None:
         UNetConfig(depth=0)
     with pytest.raises(ValueError, match="multiple of 16"):
         FitConfig(size=72, unet=UNetConfig(depth=4))
+    with pytest.raises(ValueError, match="patch 80 must be"):
+        FitConfig(patch=80)
+    with pytest.raises(ValueError):
+        FitConfig(grad_clip=0.0)
 
 
 # -- loss -----------------------------------------------------------------------------------------------

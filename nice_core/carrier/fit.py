@@ -89,6 +89,7 @@ class FitConfig:
         patch: train on random ``patch x patch`` windows of the ``size`` crops (one window per batch, its
             corner drawn from the data-order generator); ``None``: whole crops. The network is fully
             convolutional, so it still runs on whole crops; a window costs ``(patch / size)^2`` of a step.
+            A ``patch`` at least the crop side means whole crops.
         epochs: passes over the frames; ``None``: from the ``steps`` budget.
         steps: optimizer-step budget that sets the epochs when ``epochs`` is ``None``.
         min_epochs, max_epochs: bounds on the epochs derived from ``steps``.
@@ -109,8 +110,8 @@ class FitConfig:
         loss: the loss's settings.
     """
 
-    size: int | None = 128
-    patch: int | None = None
+    size: int | None = None
+    patch: int | None = 128
     epochs: int | None = None
     steps: int = 2400
     min_epochs: int = 1
@@ -123,7 +124,7 @@ class FitConfig:
     final_div_factor: float = 1e4
     optimizer: str = "adam"
     weight_decay: float = 0.0
-    grad_clip: float | None = None
+    grad_clip: float | None = 10.0
     warmup: float = 0.3
     seed: int = 0
     device: str = "cpu"
@@ -141,8 +142,6 @@ class FitConfig:
             if self.patch % self.unet.multiple or (self.loss.perceptual_weight > 0 and self.patch % 32):
                 raise ValueError(f"patch {self.patch} must be a multiple of {self.unet.multiple} "
                                  "(and of 32 with the perceptual term)")
-            if self.size is not None and self.patch > self.size:
-                raise ValueError(f"patch {self.patch} is larger than size {self.size}")
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.steps < 1 or not 1 <= self.min_epochs <= self.max_epochs or self.batch_size < 1:
