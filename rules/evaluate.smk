@@ -1,12 +1,11 @@
 import shlex
 
-# Metrics for every video: `nice-core eval` writes <work>/<video>/metrics.json.
-# The evaluated video is the proxy until the carrier stage writes refined outputs (then it is the output
-# and the proxy is evaluated alongside it).
+# Metrics for every video: `nice-core eval` writes <work>/<video>/metrics.json for the refined output, with
+# the proxy evaluated alongside it (the report's proxy vs. NICe rows).
 
 
 def evaluated_video(wildcards):
-    return proxy_path(wildcards)
+    return refined_path(wildcards.video)
 
 
 def eval_extra(wildcards):
@@ -23,6 +22,7 @@ rule evaluate:
     input:
         target=video_path,
         video=evaluated_video,
+        proxy=proxy_path,
         check=WORK / "{video}" / "proxy_check.json",
     output:
         metrics=WORK / "{video}" / "metrics.json",
@@ -37,6 +37,7 @@ rule evaluate:
         mem_mb=res("evaluate", "mem_mb", 2000),
         runtime=res("evaluate", "runtime", 60),
     shell:
-        "nice-core eval --target {input.target:q} --video {input.video:q} --video-check {input.check:q}"
+        "nice-core eval --target {input.target:q} --video {input.video:q} --proxy {input.proxy:q}"
+        " --proxy-check {input.check:q}"
         " {params.extra}"
         " --json {output.metrics:q} > {log:q} 2>&1"

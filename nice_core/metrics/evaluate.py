@@ -81,11 +81,12 @@ def _open(path: str | Path, n: int, role: str, offset: int = 0) -> VideoReader:
 def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = None,
              identity: str | Path | None = None, reference: str | Path | None = None,
              name: str | None = None, method: str | None = None, show_progress: bool | None = None,
-             video_offset: int = 0) -> dict:
+             video_offset: int = 0, proxy_offset: int = 0) -> dict:
     """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
 
     ``video_offset`` is a constant frame offset of ``video`` (its frame ``t + offset`` shows target frame
-    ``t``), as found by :func:`nice_core.proxy.check.check_proxy`. Videos at another size are resized.
+    ``t``), as found by :func:`nice_core.proxy.check.check_proxy`; ``proxy_offset`` the same for ``proxy``.
+    Videos at another size are resized.
 
     Raises:
         InputError: unreadable inputs, or frame counts that differ from the target's.
@@ -100,7 +101,8 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         streams = {"video": _Stream(stack.enter_context(_open(video, n, "video", video_offset)), size,
                                     reference is not None, video_offset)}
         if proxy is not None:
-            streams["proxy"] = _Stream(stack.enter_context(_open(proxy, n, "proxy")), size, reference is not None)
+            streams["proxy"] = _Stream(stack.enter_context(_open(proxy, n, "proxy", proxy_offset)), size,
+                                       reference is not None, proxy_offset)
         streams["target"] = _Stream(target_reader, size, False)
         ref_reader = stack.enter_context(_open(reference, n, "reference")) if reference is not None else None
         ref_frames = ref_reader.iter_frames() if ref_reader is not None else None

@@ -132,6 +132,16 @@ class ProxyCheck:
         data["offsets"], data["errors"], data["notes"] = list(self.offsets), list(self.errors), list(self.notes)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> ProxyCheck:
+        """Inverse of :meth:`to_dict` (a ``proxy_check.json``)."""
+        data = dict(data)
+        data["target"], data["proxy"] = VideoProbe.from_dict(data["target"]), VideoProbe.from_dict(data["proxy"])
+        data["confidence"] = math.inf if data.get("confidence") is None else data["confidence"]
+        for key in ("offsets", "errors", "notes"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**data)
+
 
 def check_proxy(
     target: str | Path,

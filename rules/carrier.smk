@@ -1,0 +1,31 @@
+# Carrier fitting: one UNet per video, fitted to map the target's crops to the proxy's (NICe Sec. 3.2.1).
+# Checkpoints go to <work>/<video>/checkpoint/ after every epoch; they are not a declared output, so a job
+# killed by a time limit or preemption resumes from its last epoch when the workflow is rerun.
+# The device is `carrier.device` (auto: CUDA when the node has a GPU, else the CPU); cluster profiles ask for
+# a GPU through this rule's resources (resources.carrier in config.yaml, or the profile's set-resources).
+
+
+rule carrier:
+    input:
+        store=WORK / "{video}" / "face.h5",
+        proxy=proxy_path,
+        check=WORK / "{video}" / "proxy_check.json",
+    output:
+        carrier=WORK / "{video}" / "carrier.safetensors",
+    params:
+        checkpoints=lambda wc: WORK / wc.video / "checkpoint",
+        flags=CARRIER_FLAGS,
+    log:
+        LOGS / "carrier" / "{video}.log",
+    benchmark:
+        BENCH / "carrier" / "{video}.tsv"
+    threads: res("carrier", "threads", 2)
+    resources:
+        mem_mb=res("carrier", "mem_mb", 4000),
+        runtime=res("carrier", "runtime", 120),
+        gpu=res("carrier", "gpu", 0),
+        slurm_extra=res("carrier", "slurm_extra", ""),
+    shell:
+        "nice-core fit --store {input.store:q} --proxy {input.proxy:q} --check {input.check:q}"
+        " -o {output.carrier:q} --checkpoint-dir {params.checkpoints:q} --threads {threads}"
+        " {params.flags} > {log:q} 2>&1"

@@ -1,0 +1,200 @@
+"""`nice-core refine` end to end, the composite stage, and the CLI contract scripts depend on.
+
+The clips are a 24-frame flicker benchmark of the sample (the person edited with a synthetic, consistent
+change), so nobody's face is swapped with anyone else's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from nice_core.carrier import CarrierUNet, UNetConfig, read_checkpoint
+from nice_core.cli import main
+from nice_core.composite.render import CompositeConfig, composite_video, sigma_to_image
+from nice_core.io import VideoReader, probe_video
+from nice_core.provenance.verify import verify_file
+
+from conftest import psnr, run_ffmpeg
+
+#: A fit of a few seconds: a tiny UNet at 64 px.
+TINY = ["--size", "64", "--set", "unet_base_channels=8", "--set", "unet_depth=3", "--threads", "1", "-q"]
+
+
+@pytest.fixture(scope="module")
+def bench(short_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    from nice_core.face import TrackConfig, track_video
+    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+
+    root = tmp_path_factory.mktemp("refine")
+    make_benchmark(short_clip, root / "bench", BenchConfig(frames=24), show_progress=False)
+    track = track_video(root / "bench" / "target.mp4", root / "track", TrackConfig(crop_size=128, preview=False),
+                        show_progress=False)
+    return SimpleNamespace(root=root, target=root / "bench" / "target.mp4", proxy=root / "bench" / "proxy.mp4",
+                           store=track.store)
+
+
+def refine(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(["refine", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- the contract ------------------------------------------------------------------------------------------
+
+
+def test_refine_writes_a_labelled_video_like_the_target(bench: SimpleNamespace, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    output, sigma = tmp_path / "out" / "refined.mp4", tmp_path / "out" / "sigma.mp4"
+    code, out, err = refine(capsys, "--target", str(bench.target), "--proxy", str(bench.proxy), "--output",
+                            str(output), "--epochs", "2", "--seed", "3", "--save-uncertainty", str(sigma),
+                            "--json", str(tmp_path / "result.json"), *TINY)
+    assert code == 0, err
+    assert "24/24 frames refined" in out
+    target, refined = probe_video(bench.target), probe_video(output)
+    assert (refined.n_frames, refined.fps, refined.width, refined.height) == (
+        target.n_frames, target.fps, target.width, target.height)
+    assert (refined.audio is None) == (target.audio is None)
+    assert verify_file(output).found and verify_file(sigma).found
+    assert probe_video(sigma).n_frames == 24
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["epochs"] == 2 and set(result["seconds"]) >= {"tracking", "fitting", "compositing"}
+    # The default work folder (store, checkpoints) is removed after a success.
+    assert sorted(p.name for p in output.parent.iterdir()) == ["refined.mp4", "sigma.mp4"]
+    # The output differs from the target only around the face: the frame corners are the target's.
+    with VideoReader(bench.target) as a, VideoReader(output) as b:
+        x, y = a[10], b[10]
+    assert psnr(x[:40, :40], y[:40, :40]) > 35
+    assert not np.array_equal(x, y)
+
+
+def bad_cases(bench: SimpleNamespace, bad_inputs: dict[str, Path], no_face_clip: Path, tmp_path: Path) -> dict:
+    other_rate = tmp_path / "other_rate.mp4"
+    run_ffmpeg("-i", str(bench.proxy), "-r", "30", "-c:v", "libx264", "-preset", "veryfast", str(other_rate))
+    t, p = str(bench.target), str(bench.proxy)
+    return {
+        "missing target": ([str(bad_inputs["missing"]), p], "not found"),
+        "not a video": ([str(bad_inputs["not_a_video"]), p], "not a readable video"),
+        "truncated target": ([str(bad_inputs["truncated"]), p], "truncated"),
+        "truncated proxy": ([t, str(bad_inputs["truncated"])], "truncated"),
+        "proxy at another rate": ([t, str(other_rate)], "fps"),
+        "no face": ([str(no_face_clip), str(no_face_clip)], "no face"),
+    }
+
+
+def test_refine_refuses_bad_input_with_one_line_and_no_output(bench: SimpleNamespace, bad_inputs: dict[str, Path],
+                                                              no_face_clip: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    for case, ((target, proxy), words) in bad_cases(bench, bad_inputs, no_face_clip, tmp_path).items():
+        folder = tmp_path / case.replace(" ", "_")
+        folder.mkdir()
+        code, out, err = refine(capsys, "--target", target, "--proxy", proxy, "--output", str(folder / "o.mp4"),
+                                "--epochs", "1", *TINY)
+        lines = err.strip().splitlines()
+        assert code != 0, case
+        assert len(lines) == 1 and lines[0].startswith("nice-core: error:"), (case, err)
+        assert words in lines[0].lower(), (case, lines[0])
+        assert list(folder.iterdir()) == [], (case, list(folder.iterdir()))
+
+
+def test_refine_refuses_to_overwrite_its_input(bench: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+    before = bench.proxy.read_bytes()
+    code, _, err = refine(capsys, "--target", str(bench.target), "--proxy", str(bench.proxy), "--output",
+                          str(bench.proxy), *TINY)
+    assert code != 0 and "overwrite" in err
+    assert bench.proxy.read_bytes() == before
+
+
+KILLED_REFINE = """
+import sys, time
+import nice_core.carrier.fit as fit
+
+original = fit.write_checkpoint
+def write_then_stall(*args, **kwargs):
+    original(*args, **kwargs)
+    time.sleep(120)  # killed here, after the first checkpoint
+fit.write_checkpoint = write_then_stall
+
+from nice_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_refine_resumes_after_kill(bench: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    def args(name: str) -> list[str]:
+        return ["refine", "--target", str(bench.target), "--proxy", str(bench.proxy), "--output",
+                str(tmp_path / f"{name}.mp4"), "--work-dir", str(tmp_path / name), "--epochs", "3", *TINY]
+
+    assert main(args("reference")) == 0
+    child = subprocess.Popen([sys.executable, "-c", KILLED_REFINE, *args("killed")])
+    state = tmp_path / "killed" / "checkpoint" / "state.json"
+    try:
+        deadline = time.monotonic() + 180
+        while not state.is_file():
+            assert child.poll() is None, "refine ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 180 s"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert json.loads(state.read_text())["epoch"] == 1
+    assert not (tmp_path / "killed.mp4").exists()
+    capsys.readouterr()
+    assert main(args("killed")) == 0
+    err = capsys.readouterr().err
+    assert "reusing" in err and "resuming from epoch 1/3" in err
+    a = read_checkpoint(tmp_path / "reference" / "checkpoint").model
+    b = read_checkpoint(tmp_path / "killed" / "checkpoint").model
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with VideoReader(tmp_path / "reference.mp4") as x, VideoReader(tmp_path / "killed.mp4") as y:
+        assert all(np.array_equal(x[i], y[i]) for i in (0, 12, 23))
+
+
+# -- the composite stage ---------------------------------------------------------------------------------------
+
+
+def identity_carrier() -> CarrierUNet:
+    """A residual carrier whose head is zero: it returns the target crop unchanged."""
+    net = CarrierUNet(UNetConfig(base_channels=8, depth=3, output="residual"))
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)
+    return net.eval()
+
+
+def test_an_unchanged_crop_gives_back_the_target(bench: SimpleNamespace, tmp_path: Path) -> None:
+    values = {}
+    for paste in ("residual", "replace"):
+        output = tmp_path / f"{paste}.mp4"
+        result = composite_video(bench.target, bench.store, identity_carrier(), output,
+                                 config=CompositeConfig(paste=paste), show_progress=False)
+        assert result.frames_refined == 24
+        with VideoReader(bench.target) as a, VideoReader(output) as b:
+            values[paste] = min(psnr(a[i], b[i]) for i in (0, 11, 23))
+    # Residual mode adds a zero change: only the re-encode and the watermark differ. Replace mode resamples the
+    # face through the 128 px crop, which costs detail.
+    assert values["residual"] > 38, values
+    assert values["replace"] < values["residual"] - 1, values
+
+
+def test_composite_refuses_a_store_of_another_video(bench: SimpleNamespace, short_clip: Path, tmp_path: Path) -> None:
+    from nice_core.errors import InputError
+
+    with pytest.raises(InputError, match="not made from"):
+        composite_video(short_clip, bench.store, identity_carrier(), tmp_path / "x.mp4", show_progress=False)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_sigma_to_image() -> None:
+    image = sigma_to_image(np.array([[0.0, 0.125], [0.25, 3.0]], np.float32), sigma_max=0.25)
+    assert image.shape == (2, 2, 3) and image.dtype == np.uint8
+    assert image[..., 0].tolist() == [[0, 128], [255, 255]]
