@@ -1,11 +1,13 @@
 """Reports: the per-video HTML page, the data-set table (CSV, JSON, HTML) and failures read from logs.
 
 Eval JSONs are built here with realistic numbers and nulls; the video page is also rendered in headless
-Chromium to check that its charts really draw.
+Chromium to check that its charts and frame strips really draw. Frame strips and the side-by-side video use
+the bundled sample's short clip for every role (target, proxy and output): nobody's face is swapped.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
@@ -13,11 +15,16 @@ import os
 import re
 import shutil
 import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nice_core.errors import InputError
+from nice_core.io import VideoReader, VideoWriter
+from nice_core.provenance.verify import verify_file
 from nice_core.report import (
     aggregate,
     failures_from_logs,
@@ -26,8 +33,11 @@ from nice_core.report import (
     write_dataset_report,
     write_video_report,
 )
-from nice_core.report.common import OUTPUT_COLOR, PROXY_COLOR, TARGET_COLOR
+from nice_core.report.common import OUTPUT_COLOR, PROXY_COLOR, TARGET_COLOR, check_eval
+from nice_core.report.media import STRIP_FRAMES, THUMB, VIDEO_KIND, FrameSampler, find_source, sample_indices
 from nice_core.report.svg import Series, line_chart, nice_ticks
+
+from conftest import run_ffmpeg
 
 DEFINITIONS = {
     "e_stab": "Mean squared difference between consecutive aligned face crops after motion compensation <x>.",
@@ -158,6 +168,135 @@ def test_line_chart_gaps_dots_and_thinning():
     assert nice_ticks(28.3, 33.9) == [28.0, 30.0, 32.0, 34.0]
 
 
+# -- frame strips and the side-by-side video ------------------------------------------------------------------
+
+JPEG_URI = re.compile(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')
+VIDEO_URI = re.compile(r'<video [^>]*src="data:video/mp4;base64,([A-Za-z0-9+/=]+)"')
+
+
+def uncertainty_clip(path: Path, frames: int = 48, side: int = 64) -> Path:
+    """A grey, crop-sized video of the clip's length, like ``composite --save-uncertainty`` writes."""
+    ramp = np.add.outer(np.arange(side), np.arange(side)).astype(np.float32)
+    with VideoWriter(path, side, side, Fraction(24000, 1001)) as writer:
+        for t in range(frames):
+            grey = (128 + 100 * np.sin(ramp / 9 + t / 5)).astype(np.uint8)
+            writer.write(np.repeat(grey[..., None], 3, axis=2))
+    return path
+
+
+def decode_image(data: bytes, path: Path) -> np.ndarray:
+    import av
+
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def media_eval(work: Path, clip: Path, n: int = 48) -> dict:
+    """An eval JSON of ``clip`` against itself, its proxy and output copies named relative to ``work``."""
+    shutil.copy(clip, work / "proxy.mp4")
+    shutil.copy(clip, work / "output.mp4")
+    uncertainty_clip(work / "sigma.mp4", frames=n)
+    data = make_eval("short", "Deepfakes", n=n)
+    data.update(target=str(clip), proxy="proxy.mp4", video="output.mp4", uncertainty="sigma.mp4")
+    return data
+
+
+def test_video_report_frames_and_side_by_side(tmp_path, short_clip, monkeypatch):
+    import av
+
+    work = tmp_path / "work"
+    work.mkdir()
+    data = media_eval(work, short_clip)
+    assert find_source("proxy", "proxy", "proxy.mp4", root=work).path == work / "proxy.mp4"  # from elsewhere
+    monkeypatch.chdir(work)  # the eval's relative paths are found from the folder it ran in
+    started = time.perf_counter()
+    text = write_video_report(data, tmp_path / "short.html").read_text()
+    seconds = time.perf_counter() - started
+    assert_self_contained(text)
+    assert seconds < 60, seconds
+
+    # Strips: a row each for target, proxy, output and uncertainty, one JPEG per sampled frame.
+    assert sample_indices(48) == (4, 12, 20, 28, 36, 44)
+    images = JPEG_URI.findall(text)
+    assert len(images) == 4 * STRIP_FRAMES
+    for label in ("target", "proxy", "NICe output", "uncertainty"):
+        assert f'<th class="row">{label}</th>' in text and f'alt="{label}, frame 44"' in text
+    assert "frame 12<br>" in text and "0.5 s" in text  # frame 12 at 23.976 fps
+    assert "cropped around the target&#x27;s face" in text and "whole frames" not in text
+    # The same clip, the same face box on every row: identical thumbnails per column.
+    assert images[0] == images[STRIP_FRAMES] == images[2 * STRIP_FRAMES] != images[1]
+    face = decode_image(base64.b64decode(images[0]), tmp_path / "thumb.jpg")
+    assert face.shape == (THUMB, THUMB, 3) and face.std() > 20
+    sigma = decode_image(base64.b64decode(images[3 * STRIP_FRAMES]), tmp_path / "sigma.jpg").astype(int)
+    assert sigma.shape == (THUMB, THUMB, 3) and np.abs(sigma - sigma.mean(axis=2, keepdims=True)).max() <= 8  # grey
+
+    # The side-by-side video: target | proxy | output at 240 px, labelled synthetic media.
+    videos = VIDEO_URI.findall(text)
+    assert len(videos) == 1 and "<video class=\"sbs\" controls muted loop" in text
+    assert "target | proxy | NICe output: the first 48 of 48 frames" in text
+    mp4 = tmp_path / "side_by_side.mp4"
+    mp4.write_bytes(base64.b64decode(videos[0]))
+    with av.open(str(mp4)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 48 and frames[0].shape == (240, 3 * 426, 3)
+    # The metadata label (the watermark is embedded too, but 48 frames of 240 px at CRF 28 keep too little of it
+    # for the detector's threshold: see docs/metrics.md).
+    check = verify_file(mp4)
+    assert check.found and check.label_found and check.tags.get("synthetic_media_kind") == VIDEO_KIND
+    dark_box = frames[0][-30:, 2:60].mean()  # the visible "SYNTHETIC" mark, bottom left
+    assert dark_box < frames[0][-30:, 700:760].mean()
+    assert len(text) < 1_500_000  # thumbnails and a short, small video
+
+
+def test_frame_sampler_matches_video_reader(tmp_path, short_clip):
+    # Keyframes every 8 frames and B-frames: jumps within a GOP, across keyframes, and back.
+    clip = tmp_path / "gop8.mp4"
+    run_ffmpeg("-i", str(short_clip), "-an", "-c:v", "libx264", "-g", "8", "-bf", "2", "-preset", "veryfast",
+               str(clip))
+    sampler = FrameSampler(clip)
+    with VideoReader(clip) as reader:
+        assert len(sampler) == len(reader) == 48 and sampler.shape == reader.shape
+        for index in (0, 4, 5, 12, 20, 21, 47, 3, 44, 44):
+            assert np.array_equal(sampler[index], reader[index]), index
+    sampler.close()
+
+
+def test_video_report_without_media(tmp_path, short_clip):
+    data = make_eval("short", "Deepfakes", n=48)
+    data.update(target=str(short_clip), video=str(short_clip), proxy=str(short_clip))
+    text = render_video_report(data, media=False)
+    assert "data:" not in text and "<h2>Frames</h2>" not in text and "<video" not in text
+
+
+def test_video_report_missing_videos(tmp_path, short_clip):
+    notes = tmp_path / "sigma.mp4"
+    notes.write_text("not a video\n")
+    data = make_eval("gone", "Deepfakes", n=48)
+    data.update(target=str(short_clip), video=str(tmp_path / "gone.mp4"), proxy="nowhere/proxy.mp4",
+                uncertainty=str(notes))
+    text = write_video_report(data, tmp_path / "gone.html").read_text()
+    assert_self_contained(text)
+    assert len(JPEG_URI.findall(text)) == STRIP_FRAMES  # the target's row only
+    assert "Strip unavailable (file not found): <span class=\"path\">nowhere/proxy.mp4</span>" in text
+    assert f"Strip unavailable (file not found): <span class=\"path\">{tmp_path / 'gone.mp4'}</span>" in text
+    assert "Strip unavailable (cannot read it:" in text
+    # The side-by-side video shows what exists and says what does not.
+    assert "not shown: proxy (file not found); NICe output (file not found)." in text
+    assert len(VIDEO_URI.findall(text)) == 1 and "target: the first 48 of 48 frames" in text
+
+    # An eval JSON from before --uncertainty, none of whose videos exist here: numbers only, no failure.
+    old = make_eval("old", "Deepfakes", n=48)
+    assert "uncertainty" not in old and check_eval(old)["name"] == "old"
+    started = time.perf_counter()
+    text = render_video_report(old)
+    assert time.perf_counter() - started < 5
+    assert "data:" not in text and '<th class="row">uncertainty' not in text
+    assert text.count("Strip unavailable (file not found)") == 3
+    assert "Side-by-side video unavailable (no readable video: target (file not found);" in text
+    assert text.count("<svg") == 8  # the charts are all there
+
+
 # -- the data-set report --------------------------------------------------------------------------------------
 
 
@@ -266,26 +405,46 @@ def _hex_rgb(color: str) -> np.ndarray:
     return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
 
 
-def test_video_report_renders_in_chromium(tmp_path):
+def test_video_report_renders_in_chromium(tmp_path, short_clip, monkeypatch):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (Debian: apt-get install -y chromium); CI installs it")
     import av
+    import cv2
 
-    html = write_video_report(make_eval("000_003", "Deepfakes"), tmp_path / "report.html")
+    work = tmp_path / "work"
+    work.mkdir()
+    data = media_eval(work, short_clip)
+    monkeypatch.chdir(work)
+    html = write_video_report(data, tmp_path / "report.html")
     png = tmp_path / "shot.png"
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--mute-audio",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,2400",
          html.resolve().as_uri()],
         check=True, capture_output=True, timeout=120)
     with av.open(str(png)) as container:
         image = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    assert image.shape == (1600, 1200, 3)
+    assert image.shape == (2400, 1200, 3)
     for color in (PROXY_COLOR, OUTPUT_COLOR):
         mask = np.abs(image.astype(np.int16) - _hex_rgb(color)).max(axis=2) <= 40
         columns = np.flatnonzero(mask.any(axis=0))
         # The table swatch and legend entries are a few dozen pixels wide; a drawn curve spans the plot.
         assert mask.sum() > 1500, (color, mask.sum())
         assert len(columns) > 600 and columns.max() - columns.min() > 900, (color, len(columns))
+    # The strips are drawn: the first column's thumbnails are found in the screenshot, one under the other
+    # (target, proxy and output are the same clip, hence the same image three times; then the uncertainty).
+    thumbs = JPEG_URI.findall(html.read_text())
+    scores = {}
+    for row in (0, 3):
+        thumb = decode_image(base64.b64decode(thumbs[row * STRIP_FRAMES]), tmp_path / f"row{row}.jpg")
+        scores[row] = cv2.matchTemplate(image, thumb, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (x, y) = cv2.minMaxLoc(scores[0])
+    assert best > 0.95 and y > 900, (best, y)  # below the e_stab chart
+    hits = np.flatnonzero(scores[0][:, x] > 0.95)
+    tops = [int(h) for i, h in enumerate(hits) if i == 0 or h - hits[i - 1] > 10]
+    pitch = tops[1] - tops[0] if len(tops) > 1 else 0
+    assert len(tops) == 3 and THUMB <= pitch <= THUMB + 20 and tops[2] - tops[1] == pitch, tops
+    _, best, _, (ux, uy) = cv2.minMaxLoc(scores[3])
+    assert best > 0.95 and ux == x and abs(uy - (tops[2] + pitch)) <= 2, (best, ux, uy, tops)

@@ -81,8 +81,11 @@ def _open(path: str | Path, n: int, role: str, offset: int = 0) -> VideoReader:
 def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = None,
              identity: str | Path | None = None, reference: str | Path | None = None,
              name: str | None = None, method: str | None = None, show_progress: bool | None = None,
-             video_offset: int = 0, proxy_offset: int = 0) -> dict:
+             video_offset: int = 0, proxy_offset: int = 0, uncertainty: str | Path | None = None) -> dict:
     """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
+
+    ``uncertainty`` (the carrier's sigma video from ``nice-core composite --save-uncertainty``) is not
+    measured: its path is recorded (key ``"uncertainty"``) for the report's frame strips.
 
     ``video_offset`` is a constant frame offset of ``video`` (its frame ``t + offset`` shows target frame
     ``t``), as found by :func:`nice_core.proxy.check.check_proxy`; ``proxy_offset`` the same for ``proxy``.
@@ -92,6 +95,8 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         InputError: unreadable inputs, or frame counts that differ from the target's.
     """
     show = sys.stderr.isatty() if show_progress is None else show_progress
+    if uncertainty is not None and not Path(uncertainty).is_file():
+        raise InputError(f"uncertainty video not found: {uncertainty}")
     target_probe = probe_video(target)
     n, size = target_probe.n_frames, (target_probe.height, target_probe.width)
     sampled = set(np.unique(np.linspace(0, n - 1, min(IDENTITY_SAMPLES, n)).astype(int)).tolist())
@@ -147,6 +152,7 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         "target": str(target), "video": str(video), "proxy": None if proxy is None else str(proxy),
         "identity": None if identity is None else str(identity),
         "reference": None if reference is None else str(reference),
+        "uncertainty": None if uncertainty is None else str(uncertainty),
         "frames": n, "fps": f"{target_probe.fps_num}/{target_probe.fps_den}",
         **summaries["video"], "proxy_metrics": summaries.get("proxy"),
         "target_e_stab": summaries["target"]["e_stab"], "definitions": DEFINITIONS,

@@ -7,8 +7,16 @@ by :mod:`nice_core.report.svg`, its style a short inline ``<style>``. It shows, 
 * a table of every metric for the proxy and the NICe output with the relative change, and the original
   footage's own ``e_stab`` (the aim) as a reference row;
 * the per-frame ``e_stab`` of proxy and output with the original's ``e_stab`` as a dashed line;
+* frame strips: six frames of the target, the proxy, the evaluated video and the carrier's uncertainty video
+  (``"uncertainty"``, when given), cropped around the target's face, as inline JPEG data URIs;
+* the first frames of target | proxy | evaluated video side by side, as an inline ``data:video/mp4`` (labelled
+  synthetic media, like every video nice-core writes);
 * one chart per other per-frame metric (gaze, pose, landmark NME, detail, PSNR, SSIM: those present);
 * the metric definitions given in the eval JSON, and the input files.
+
+The strips and the video are made by :mod:`nice_core.report.media` (caps and cost there) from the paths in the
+eval JSON: absolute, or relative to the working directory (else to ``root``). A video that is missing or
+unreadable is reported as unavailable on the page; it never fails the page.
 
 Nulls are shown as "—" in tables and as gaps in the curves. Without ``proxy_metrics`` the page shows the
 evaluated video alone (the proxy itself when no output exists yet).
@@ -38,6 +46,7 @@ from nice_core.report.common import (
     per_frame_info,
     per_frame_keys,
 )
+from nice_core.report.media import THUMB, Media, collect_media, find_source, parse_fps
 from nice_core.report.svg import HLine, Series, line_chart
 
 #: Inline style of every report page (the data-set page uses it too).
@@ -63,6 +72,13 @@ tr.group th, tr.group td { border-top: 2px solid #ced4da; }
 .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 10px 18px; }
 svg.chart { width: 100%; height: auto; display: block; }
 dl { font-size: 14px; } dt { font-weight: 600; margin-top: 8px; } dd { margin: 2px 0 0 18px; color: #343a40; }
+table.strips { margin: 6px 0 4px; }
+table.strips th, table.strips td { padding: 2px 3px; border: none; text-align: center; vertical-align: middle;
+                                   font-weight: normal; font-size: 12px; }
+table.strips th.row { text-align: right; font-weight: 600; font-size: 13px; padding-right: 8px; max-width: 120px; }
+table.strips img { display: block; }
+table.strips td.unavailable { text-align: left; color: #868e96; font-style: italic; }
+video.sbs { display: block; max-width: 100%; height: auto; background: #000; margin: 6px 0; }
 code, .path { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 13px; word-break: break-all; }
 footer { margin-top: 36px; color: #868e96; font-size: 12px; }
 """
@@ -198,15 +214,91 @@ def _definitions(definitions: Mapping | None) -> str:
 
 def _files_table(data: Mapping) -> str:
     rows = []
-    for key in ("target", "video", "proxy", "identity", "reference"):
+    for key in ("target", "video", "proxy", "uncertainty", "identity", "reference"):
         value = data.get(key)
         shown = f'<span class="path">{escape(str(value))}</span>' if value else '<span class="muted">—</span>'
         rows.append(f"<tr><th>{key}</th><td>{shown}</td></tr>")
     return f"<table class=\"files\"><tbody>{''.join(rows)}</tbody></table>"
 
 
-def render_video_report(eval_json: Mapping) -> str:
-    """The HTML text of the report for one eval JSON (see the module docstring for what it shows)."""
+def collect_video_media(data: Mapping, root: str | Path | None = None) -> Media:
+    """The strips and side-by-side video of a checked eval JSON (see :func:`~nice_core.report.media.collect_media`).
+
+    The proxy gets no row of its own when it is the evaluated video.
+    """
+    proxy_label, output_label = _series_labels(data)
+    videos = []
+    if data.get("proxy") and data.get("proxy") != data.get("video"):
+        videos.append(find_source("proxy", proxy_label, data.get("proxy"), root))
+    videos.append(find_source("video", output_label, data.get("video"), root))
+    uncertainty = data.get("uncertainty")
+    frames = data.get("frames")
+    return collect_media(
+        find_source("target", "target", data.get("target"), root), videos,
+        find_source("uncertainty", "uncertainty", uncertainty, root) if uncertainty else None,
+        total=frames if isinstance(frames, int) and not isinstance(frames, bool) else None,
+        fps=parse_fps(data.get("fps")))
+
+
+def _unavailable(what: str, problem: str | None, given: str | None = None) -> str:
+    path = f': <span class="path">{escape(given)}</span>' if given else ""
+    return f"{escape(what)} unavailable ({escape(problem or 'unknown')}){path}"
+
+
+def _strips(media: Media) -> str:
+    """The table of thumbnails: a row per video, a column per sampled frame."""
+    if not media.indices:
+        return f'<p class="muted">{_unavailable("Frame strips", "no readable video")}</p>'
+    fps = float(media.fps) if media.fps else None
+    head = "".join(f"<th>frame {i}" + (f'<br><span class="muted">{i / fps:.1f} s</span>' if fps else "") + "</th>"
+                   for i in media.indices)
+    rows = []
+    for row in media.rows:
+        label = f'<th class="row">{escape(row.label)}</th>'
+        if not any(row.images):
+            cells = f'<td colspan="{len(media.indices)}" class="unavailable">' \
+                    f'{_unavailable("Strip", row.problem, row.given)}</td>'
+        else:
+            cells = "".join(
+                f'<td><img src="{uri}" width="{THUMB}" height="{THUMB}" alt="{escape(row.label)}, frame {i}"></td>'
+                if uri else '<td class="muted">—</td>' for uri, i in zip(row.images, media.indices))
+        rows.append(f"<tr>{label}{cells}</tr>")
+    crops = len(media.indices)
+    cropped = ("cropped around the target's face (its face mesh at that frame; the same box on every row)"
+               if media.face_columns == crops else
+               f"{media.face_columns} of {crops} columns cropped around the target's face (its face mesh at that "
+               "frame; the same box on every row), the others whole" if media.face_columns else
+               "whole frames (no face found in the target)")
+    note = (f"{crops} frames evenly spread over the clip's {media.total} (0-based indices), {cropped}."
+            + (" The uncertainty video is shown whole." if any(r.label == "uncertainty" for r in media.rows)
+               else ""))
+    return (f'<table class="strips"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f'<p class="muted">{escape(note)}</p>')
+
+
+def _side_by_side(media: Media, fps: object) -> str:
+    """The inline side-by-side video and what it shows."""
+    if media.video is None:
+        return f'<p class="muted">{_unavailable("Side-by-side video", media.video_problem)}</p>'
+    width, height = media.video_size
+    rate = f" at {describe_fps(fps)}" if fps is not None else ""
+    note = (f"{' | '.join(media.video_panels)}: the first {media.video_frames} of {media.total} frames{rate}, "
+            f"each panel {height} px high; H.264, {media.video_bytes / 1000:.0f} kB. Like every video nice-core "
+            "writes it carries the synthetic-media label, the invisible watermark and a visible mark.")
+    problem = f" {media.video_problem}." if media.video_problem else ""
+    return (f'<video class="sbs" controls muted loop playsinline preload="metadata" width="{width}" '
+            f'height="{height}" src="{media.video}"></video>'
+            f'<p class="muted">{escape(note + problem)}</p>')
+
+
+def render_video_report(eval_json: Mapping, media: bool = True, root: str | Path | None = None) -> str:
+    """The HTML text of the report for one eval JSON (see the module docstring for what it shows).
+
+    Args:
+        eval_json: one eval JSON.
+        media: read the videos for the frame strips and the side-by-side video (False: numbers only).
+        root: where relative video paths are looked for when they are not under the working directory.
+    """
     data = check_eval(dict(eval_json))
     name = data["name"]
     frames = data.get("frames")
@@ -229,6 +321,9 @@ def render_video_report(eval_json: Mapping) -> str:
     ]
     if main_chart:
         body += ["<h2>Temporal stability</h2>", main_chart]
+    if media:
+        found = collect_video_media(data, root)
+        body += ["<h2>Frames</h2>", _strips(found), "<h2>Side by side</h2>", _side_by_side(found, data.get("fps"))]
     if other_charts:
         body += ["<h2>Per-frame attributes and fidelity</h2>", other_charts]
     if not main_chart and not other_charts:
@@ -237,19 +332,22 @@ def render_video_report(eval_json: Mapping) -> str:
     return page(f"NICe report: {name}", "\n".join(body))
 
 
-def write_video_report(eval_json: Mapping, out_html: str | Path) -> Path:
+def write_video_report(eval_json: Mapping, out_html: str | Path, media: bool = True,
+                       root: str | Path | None = None) -> Path:
     """Write the self-contained HTML report of one video atomically; return its path.
 
     Args:
         eval_json: one eval JSON as written by ``nice-core eval`` (see :mod:`nice_core.report.common`);
             read one with :func:`~nice_core.report.common.load_eval_json`.
         out_html: the page to write.
+        media: embed the frame strips and the side-by-side video (see :func:`render_video_report`).
+        root: where relative video paths are looked for when they are not under the working directory.
 
     Raises:
         InputError: ``eval_json`` lacks a required field.
     """
     out_html = Path(out_html)
-    text = render_video_report(eval_json)
+    text = render_video_report(eval_json, media=media, root=root)
     with atomic_output(out_html) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return out_html
