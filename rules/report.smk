@@ -1,13 +1,22 @@
 # The run's report: the data-set table (HTML, CSV, JSON) and one page per video.
 # If some videos fail, the workflow's `onerror` handler writes the same report from the metrics that exist,
 # listing the failed videos with their error lines (nice_core.report.run.build_report).
+# The report also waits for every video's provenance record (rules/provenance.smk, included here).
+
+
+include: "provenance.smk"
+
+
+localrules:
+    report,  # small; on a cluster it runs where snakemake runs, no job submitted
 
 
 rule report:
     input:
         metrics=expand(WORK / "{video}" / "metrics.json", video=VIDEOS),
+        provenance=expand(WORK / "{video}" / "provenance.json", video=VIDEOS),
     output:
-        html=REPORT / "report.html",
+        html=report(REPORT / "report.html", category="Data set"),
         csv=REPORT / "report.csv",
         json=REPORT / "report.json",
     params:

@@ -7,6 +7,7 @@ written as MP4/Matroska tags (``-movflags +use_metadata_tags`` keeps custom keys
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def input_digests(inputs: dict[str, str | Path] | None) -> dict[str, str]:
     return {role: file_sha256(path) for role, path in (inputs or {}).items()}
 
 
+def creation_time() -> str:
+    """Now in UTC, or the time in ``SOURCE_DATE_EPOCH`` (seconds since 1970) when it is set: the
+    reproducible-builds convention, so two runs on the same inputs write byte-identical files (the tag is
+    part of each file's SHA-256, which later stages record and turn into their watermark payload)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def synthetic_media_metadata(digests: dict[str, str] | None = None, purpose: str = "face manipulation",
                              watermark_payload: int | None = None) -> dict[str, str]:
     """Container tags that declare a file synthetic.
@@ -49,7 +59,7 @@ def synthetic_media_metadata(digests: dict[str, str] | None = None, purpose: str
         "synthetic_media": "true",
         "synthetic_media_kind": purpose,
         "generator": f"nice-core {__version__}",
-        "creation_time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "creation_time": creation_time(),
     }
     for role, digest in (digests or {}).items():
         tags[f"input_{role}_sha256"] = digest
