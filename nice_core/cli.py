@@ -70,6 +70,28 @@ def config_flags(cls: type, section: dict) -> str:
     return " ".join(flags)
 
 
+def carrier_flags(section: dict) -> str:
+    """``nice-core fit`` flags for the workflow's ``carrier:`` section (``device`` and the ``fit:`` overrides).
+
+    The overrides are checked now, so a typo fails the workflow at start.
+    """
+    import shlex
+
+    from nice_core.carrier.fit import FitConfig, with_overrides
+
+    unknown = set(section) - {"device", "fit"}
+    if unknown:
+        raise ValueError(f"unknown carrier key(s) in config.yaml: {', '.join(sorted(unknown))}")
+    overrides = dict(section.get("fit") or {})
+    try:
+        with_overrides(FitConfig(), **overrides)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"invalid carrier.fit in config.yaml: {err}") from None
+    flags = ["--device", shlex.quote(str(section.get("device") or "auto"))]
+    for key, value in overrides.items():
+        flags += ["--set", shlex.quote(f"{key}={'null' if value is None else value}")]
+    return " ".join(flags)
+
 def _load_section(path: str | None, section: str) -> dict:
     if not path:
         return {}
@@ -207,13 +229,15 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.io import write_json
     from nice_core.metrics import evaluate, format_table
 
-    offset = 0
-    if args.video_check:
+    def offset_of(check: str | None) -> int:
         import json
 
-        offset = int(json.loads(Path(args.video_check).read_text())["frame_offset"])
+        return int(json.loads(Path(check).read_text())["frame_offset"]) if check else 0
+
     result = evaluate(args.target, args.video, proxy=args.proxy, identity=args.identity, reference=args.reference,
-                      name=args.name, method=args.method, show_progress=not args.quiet, video_offset=offset)
+                      name=args.name, method=args.method, show_progress=not args.quiet,
+                      video_offset=offset_of(args.video_check), proxy_offset=offset_of(args.proxy_check),
+                      uncertainty=args.uncertainty)
     print(format_table(result))
     if args.json:
         write_json(cleanup.track(Path(args.json)), result)
@@ -239,6 +263,132 @@ def cmd_verify(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     result = verify_file(args.file)
     print("\n".join(result.summary()))
     return 0 if result.found else 1
+
+
+def _add_fit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("carrier fit (defaults: FitConfig)")
+    group.add_argument("--epochs", type=int, help="passes over the frames (default: from the step budget)")
+    group.add_argument("--size", type=int, help="crop side the carrier is fitted at (default: the store's, 256)")
+    group.add_argument("--lr", type=float, help="peak learning rate")
+    group.add_argument("--seed", type=int, help="seed of the weights and the data order (default: 0)")
+    group.add_argument("--device", help="cpu, cuda, cuda:N or auto (CUDA falls back to the CPU with a warning)")
+    group.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    group.add_argument("--vgg19-weights", help="a torchvision-format VGG-19 state dict for the paper's perceptual "
+                       "layers (default: the mediapipe face features that ship with mediapipe)")
+    group.add_argument("--no-uncertainty", action="store_true", help="plain loss without the uncertainty term "
+                       "(the ablation)")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other FitConfig field (unet_* / loss_* for the nested ones), e.g. steps=1200")
+
+
+def _fit_config(args: argparse.Namespace, base: dict | None = None):
+    """FitConfig from config-file overrides, then --set, then the named options."""
+    import yaml
+
+    from nice_core.carrier.fit import FitConfig, with_overrides
+
+    changes = dict(base or {})
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise NiceError(f"--set wants KEY=VALUE, got {item!r}")
+        changes[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    for name in ("epochs", "size", "lr", "seed", "device", "threads"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    if args.vgg19_weights:
+        changes["loss_vgg19"] = args.vgg19_weights
+    if args.no_uncertainty:
+        changes["loss_uncertainty"] = False
+    try:
+        return with_overrides(FitConfig(), **changes)
+    except (TypeError, ValueError) as err:
+        raise NiceError(f"invalid carrier setting: {err}") from None
+
+
+def _composite_config(args: argparse.Namespace):
+    from nice_core.composite.render import CompositeConfig
+
+    try:
+        return CompositeConfig(**({"paste": args.paste} if args.paste else {}))
+    except ValueError as err:
+        raise NiceError(str(err)) from None
+
+
+def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    import json
+    import shutil
+
+    from nice_core.carrier import fit_carrier
+    from nice_core.carrier.checkpoint import STATE_NAME, WEIGHTS_NAME
+    from nice_core.io.atomic import temporary_sibling
+    from nice_core.proxy.check import ProxyCheck
+
+    config = _fit_config(args, _load_section(args.config, "carrier").get("fit"))
+    check = ProxyCheck.from_dict(json.loads(Path(args.check).read_text())) if args.check else None
+    output = cleanup.track(Path(args.output))
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else output.parent / "checkpoint"
+    fit_carrier(args.store, args.proxy, config, checkpoints, check=check, restart=args.restart)
+    tmp = temporary_sibling(output)
+    shutil.copyfile(checkpoints / WEIGHTS_NAME, tmp)
+    tmp.replace(output)
+    state = json.loads((checkpoints / STATE_NAME).read_text())
+    print(f"carrier fitted: {state['epoch']} epochs, {state['step']} steps, {state['train_seconds']:.0f} s "
+          f"on {state.get('device', 'cpu')} -> {output}")
+    return 0
+
+
+def cmd_composite(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.carrier import load_carrier, read_checkpoint
+    from nice_core.carrier.fit import resolve_device
+    from nice_core.composite.render import composite_video
+    from nice_core.io import EncodeOptions
+
+    encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
+    device = resolve_device(args.device or "cpu")
+    model = load_carrier(args.carrier, device)
+    size = read_checkpoint(args.carrier).state.get("identity", {}).get("size")
+    output = cleanup.track(Path(args.output))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    sigma = cleanup.track(Path(args.save_uncertainty)) if args.save_uncertainty else None
+    labels = {k: v for k, v in (("proxy", args.proxy), ("identity", args.identity)) if v}
+    result = composite_video(args.target, args.store, model, output, size=size, config=_composite_config(args),
+                             encode=encode, uncertainty_output=sigma, label_inputs=labels,
+                             show_progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def cmd_refine(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.face import TrackConfig
+    from nice_core.io import EncodeOptions
+    from nice_core.refine import refine_video
+
+    fit = _fit_config(args, _load_section(args.config, "carrier").get("fit"))
+    track = dataclass_from_args(TrackConfig, argparse.Namespace(), {**_load_section(args.config, "face"),
+                                                                   "preview": False})
+    encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
+    output = cleanup.track(Path(args.output))
+    sigma = cleanup.track(Path(args.save_uncertainty)) if args.save_uncertainty else None
+    result = refine_video(args.target, args.proxy, output, identity=args.identity, fit=fit, track=track,
+                          composite=_composite_config(args), encode=encode, work_dir=args.work_dir,
+                          keep_work=args.keep_work, uncertainty_output=sigma, show_progress=not args.quiet)
+    if args.json:
+        from nice_core.io import write_json
+
+        write_json(cleanup.track(Path(args.json)), result.to_dict())
+    print(result.summary())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.demo import default_sample, run_demo
+
+    fit = _fit_config(args)
+    page = run_demo(args.video or default_sample(), args.output, proxy=args.proxy, quick=args.quick, fit=fit,
+                    show_progress=not args.quiet)
+    print(f"nice-core: demo done. Report: {page.resolve()}")
+    return 0
 
 
 def _add_encode_options(parser: argparse.ArgumentParser) -> None:
@@ -315,6 +465,60 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-correct-offset", action="store_true", help="refuse an offset proxy instead")
     check.set_defaults(func=cmd_check_proxy)
 
+    refine = sub.add_parser("refine", help="one video end to end: track the target, fit the carrier to the proxy, "
+                            "re-composite (resumes after a kill)")
+    refine.add_argument("--target", required=True, help="the original video")
+    refine.add_argument("--proxy", required=True, help="its per-frame swapped video")
+    refine.add_argument("--output", "-o", required=True, help="the refined video to write")
+    refine.add_argument("--identity", help="identity image (hashed into the synthetic-media label)")
+    refine.add_argument("--save-uncertainty", metavar="VIDEO", help="also write the carrier's sigma maps here")
+    refine.add_argument("--paste", help="residual (default) or replace")
+    refine.add_argument("--work-dir", help="keep the store and checkpoints here (default: a hidden folder next to "
+                        "the output, removed on success)")
+    refine.add_argument("--keep-work", action="store_true", help="keep the default work folder")
+    refine.add_argument("--json", help="write the result and the time per stage here")
+    refine.add_argument("--config", help="read defaults from the face:, carrier: and encode: sections of this YAML")
+    refine.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_fit_options(refine)
+    _add_encode_options(refine)
+    refine.set_defaults(func=cmd_refine)
+
+    fit = sub.add_parser("fit", help="fit the carrier of one video (checkpoints every epoch; a rerun resumes)")
+    fit.add_argument("--store", required=True, help="the target's face.h5 from `nice-core track`")
+    fit.add_argument("--proxy", required=True, help="the proxy video")
+    fit.add_argument("--check", help="the proxy's `nice-core check-proxy` JSON (frame offset, rescale)")
+    fit.add_argument("-o", "--output", required=True, help="the fitted carrier (.safetensors)")
+    fit.add_argument("--checkpoint-dir", help="per-epoch checkpoints (default: OUTPUT's folder/checkpoint)")
+    fit.add_argument("--restart", action="store_true", help="discard a checkpoint of another fit instead of refusing")
+    fit.add_argument("--config", help="read defaults from the carrier: section of this YAML file")
+    _add_fit_options(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    comp = sub.add_parser("composite", help="run a fitted carrier on every frame and paste it back: the refined video")
+    comp.add_argument("--target", required=True)
+    comp.add_argument("--store", required=True, help="the target's face.h5")
+    comp.add_argument("--carrier", required=True, help="the fitted carrier from `nice-core fit`")
+    comp.add_argument("-o", "--output", required=True, help="the refined video to write")
+    comp.add_argument("--proxy", help="the proxy (hashed into the synthetic-media label)")
+    comp.add_argument("--identity", help="the identity image (hashed into the label)")
+    comp.add_argument("--save-uncertainty", metavar="VIDEO", help="also write the sigma maps here")
+    comp.add_argument("--paste", help="residual (default) or replace")
+    comp.add_argument("--device", help="cpu (default), cuda[:N] or auto")
+    comp.add_argument("--config", help="read defaults from the encode: section of this YAML file")
+    comp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_encode_options(comp)
+    comp.set_defaults(func=cmd_composite)
+
+    demo = sub.add_parser("demo", help="the whole chain on one video without Snakemake: self-swap proxy, carrier, "
+                          "composite, metrics, report (default: the bundled sample)")
+    demo.add_argument("video", nargs="?", help="a clip of one person (default: the bundled sample)")
+    demo.add_argument("-o", "--output", default="demo", metavar="DIR", help="output folder (default: ./demo)")
+    demo.add_argument("--proxy", help="use this proxy instead of the built-in self-swap")
+    demo.add_argument("--quick", action="store_true", help="a faster, rougher run (smaller fit budget, no hands)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_fit_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
     ev = sub.add_parser("eval", help="stability, attribute, identity, detail and fidelity metrics of a video")
     ev.add_argument("--target", required=True, help="the original video (its motion and face are the reference)")
     ev.add_argument("--video", required=True, help="the video to evaluate (e.g. the refined output)")
@@ -323,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reference", help="clean ground truth (e.g. a benchmark's clean.mp4): adds PSNR and SSIM")
     ev.add_argument("--json", help="write every number, per-frame curves included, to this JSON file")
     ev.add_argument("--video-check", help="a `nice-core check-proxy` JSON for --video: apply its frame offset")
+    ev.add_argument("--proxy-check", help="a `nice-core check-proxy` JSON for --proxy: apply its frame offset")
+    ev.add_argument("--uncertainty", metavar="VIDEO", help="the carrier's uncertainty video (composite "
+                    "--save-uncertainty): recorded for the report's frame strips")
     ev.add_argument("--name", help="name for reports (default: the video's file name)")
     ev.add_argument("--method", help="how the proxy was made, for data-set reports")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -352,6 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(make.add_argument_group("benchmark"), BenchConfig)
     _add_encode_options(make)
     make.set_defaults(func=cmd_bench_make)
+
+    from nice_core.provenance.record import add_parser as add_provenance_parser
+
+    add_provenance_parser(sub)  # nice-core provenance: the workflow's per-video record
     return parser
 
 

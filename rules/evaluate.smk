@@ -11,6 +11,8 @@ def evaluated_video(wildcards):
 def eval_extra(wildcards):
     s = spec(wildcards)
     flags = ["--name", wildcards.video, "--method", s.method]
+    if COMPOSITE.get("save_uncertainty", False):
+        flags += ["--uncertainty", str(uncertainty_path(wildcards.video))]
     if s.identity is not None:
         flags += ["--identity", str(s.identity)]
     if s.reference is not None:
@@ -23,6 +25,7 @@ rule evaluate:
         target=video_path,
         video=evaluated_video,
         proxy=proxy_path,
+        sigma=lambda wc: [uncertainty_path(wc.video)] if COMPOSITE.get("save_uncertainty", False) else [],
         check=WORK / "{video}" / "proxy_check.json",
     output:
         metrics=WORK / "{video}" / "metrics.json",

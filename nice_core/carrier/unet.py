@@ -11,10 +11,14 @@ Channels double per level from ``base_channels`` up to ``max_channels``.
 The head has four channels: three for the RGB output and one for ``s = log sigma^2``, the per-pixel
 log-variance of the aleatoric-uncertainty loss (:mod:`nice_core.carrier.loss`). Two RGB parametrisations:
 
-* ``"direct"``: ``Xo = C(0.5 + r)``, the network draws the whole crop;
-* ``"residual"``: ``Xo = C(Xt + r)``, the network draws a change of the target. It starts at the identity,
-  so the fine detail of ``Xt`` is there from the first step, but it can also stay there (the calibration
-  note: with the uncertainty term from the first step it reverted to ``Xt``).
+* ``"residual"`` (default): ``Xo = C(Xt + r)``, the network draws a change of the target. It starts at the
+  identity, so the fine detail of ``Xt`` is there from the first step. The shared calibration note saw it
+  revert to ``Xt`` when the uncertainty term counted from the first step; with the fit's warm-up (the plain
+  loss for the first 30% of the steps) and the balanced objective it learns the edit: on the 120-frame
+  camera-move benchmark it reached PSNR 34.4 dB to the clean edit (proxy 25.2, target 27.4 dB away) with
+  detail 1.06 x the clean crops' (``docs/carrier.md``);
+* ``"direct"``: ``Xo = C(0.5 + r)``, the network draws the whole crop. Same benchmark and budget: 34.0 dB
+  but detail 0.44, over-smoothed: the proxy jitters by 1-2 px, and the fit of a jittering target is blurred.
 
 ``C`` is a straight-through clamp: the value is clamped to ``[0, 1]``, the gradient passes as if it were
 not. Why not a sigmoid (or ``clamp(Xt + a tanh(r))``): 5% of the proxy-crop pixels of the sample are
@@ -70,7 +74,7 @@ class UNetConfig:
     base_channels: int = 16
     depth: int = 4
     max_channels: int = 256
-    output: str = "direct"
+    output: str = "residual"
     s_min: float = -5.0
     s_head: str = "detached"
 
