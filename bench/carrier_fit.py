@@ -53,8 +53,8 @@ VARIANTS: dict[str, dict] = {
     "steps600": {"steps": 600},
     "steps1200": {"steps": 1200},
     "steps4800": {"steps": 4800},
-    "naive": {"unet_output": "direct", "patch": None, "steps": 800, "loss_perceptual_weight": 0.0, "loss_balanced": False, "warmup": 0.0,
-              "schedule": "constant", "lr": 3e-4, "grad_clip": None},
+    "naive": {"unet_output": "direct", "patch": None, "steps": 800, "loss_perceptual_weight": 0.0,
+              "loss_balanced": False, "warmup": 0.0, "schedule": "constant", "lr": 3e-4, "grad_clip": None},
 }
 
 
