@@ -5,16 +5,26 @@ Every clip is made here with the ffmpeg binary the package uses; tests swap or e
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from nice_core.io import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample" / "pexels-wolfgang-langer-3063838.mp4"
+WORKFLOW = ROOT / "workflow" / "Snakefile"
+PROFILES = ROOT / "profiles"
+#: What every workflow test changes in config.yaml to stay small (section -> keys): 64 px crops, no
+#: previews, a one-epoch fit of a tiny carrier without the perceptual term.
+SMALL_RUN = {"face": {"crop_size": 64, "preview": False},
+             "carrier": {"fit": {"size": 64, "epochs": 1, "unet_base_channels": 8, "unet_depth": 3,
+                                  "loss_perceptual_weight": 0.0}}}
 
 
 def run_ffmpeg(*args: str) -> None:
@@ -37,6 +47,15 @@ def short_clip(clips: Path) -> Path:
     out = clips / "short.mp4"
     run_ffmpeg("-i", str(SAMPLE), "-frames:v", "48", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
                "-c:a", "copy", "-t", "2.1", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(clips: Path) -> Path:
+    """The first 24 frames of the sample (about 1 s), with its audio: the smallest clip a workflow runs on."""
+    out = clips / "tiny.mp4"
+    run_ffmpeg("-i", str(SAMPLE), "-frames:v", "24", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
+               "-c:a", "copy", "-t", "1.05", str(out))
     return out
 
 
@@ -98,3 +117,30 @@ def _first_picture(annexb: bytes) -> int:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def write_workflow_config(workdir: Path, videos: dict | None = None, **sections) -> dict:
+    """Write ``workdir/config.yaml``: the repository's config.yaml with :data:`SMALL_RUN`, the given
+    ``videos:`` and ``sections`` (a dict updates that section, anything else replaces it). Returns it."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if videos is not None:
+        config["videos"] = {name: str(v) if isinstance(v, Path) else v for name, v in videos.items()}
+    for name, values in [*SMALL_RUN.items(), *sections.items()]:
+        if isinstance(values, dict) and isinstance(config.get(name), dict):
+            config[name].update(values)
+        else:
+            config[name] = values
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def run_snakemake(workdir: Path, *extra: str, profile: str | None = None, timeout: float | None = None,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The workflow in ``workdir`` (its config.yaml); with ``profile``, through ``profiles/<profile>``,
+    else on 2 cores with --keep-going (as the default workflow profile does). ``env`` adds environment
+    variables. Output is captured."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(WORKFLOW), "--directory", str(workdir)]
+    cmd += ["--profile", str(PROFILES / profile)] if profile else ["--cores", "2", "--keep-going"]
+    return subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)

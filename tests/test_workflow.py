@@ -1,60 +1,102 @@
-"""The Snakemake workflow on a tiny config: one good and one broken video, then a rerun after the fix."""
+"""The Snakemake workflow on tiny configs: broken videos beside a good one, a rerun after the fixes, sources."""
 
+import json
 import shutil
 import subprocess
-import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from nice_core.provenance import file_sha256
+
+from conftest import ROOT, run_ffmpeg, run_snakemake, write_workflow_config
+
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-           "--directory", str(workdir), "--cores", "2", "--keep-going", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True)
+    return run_snakemake(workdir, *extra)
 
 
-def test_a_broken_video_fails_alone_and_a_rerun_redoes_only_it(short_clip, bad_inputs, tmp_path):
-    good = tmp_path / "good.mp4"
-    broken = tmp_path / "broken.mp4"
-    shutil.copy(short_clip, good)
-    shutil.copy(bad_inputs["truncated"], broken)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["videos"] = {"good": str(good), "broken": str(broken)}
-    config["face"].update(crop_size=64, preview=True)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+def jobs_run(done: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    """(rule, video) of every job a Snakemake run started, from its log on stderr."""
+    jobs, rule = set(), None
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("wildcards:") and rule:
+            jobs |= {(rule, w.split("=", 1)[1].rstrip(",")) for w in line.split()[1:] if w.startswith("video=")}
+    return jobs
 
-    first = snakemake(tmp_path)
+
+def test_broken_videos_fail_alone_and_a_rerun_redoes_only_them(tiny_clip, bad_inputs, no_face_clip, tmp_path):
+    """Three videos broken three ways (a truncated download, no face, a proxy of another video) beside a good
+    one, run with the local profile: each fails only its own jobs, with its error in its log and in the
+    data-set report. After the fixes the same command redoes only what failed, and then nothing."""
+    truncated, noface, flipped = tmp_path / "truncated.mp4", tmp_path / "noface.mp4", tmp_path / "flipped.mp4"
+    shutil.copy(bad_inputs["truncated"], truncated)
+    shutil.copy(no_face_clip, noface)
+    run_ffmpeg("-i", str(tiny_clip), "-vf", "hflip", "-an", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
+               str(flipped))
+    videos = {"good": tiny_clip, "truncated": truncated, "noface": noface,
+              "mismatch": {"target": str(tiny_clip), "proxy": str(flipped)}}
+    write_workflow_config(tmp_path, videos, face={"preview": True})
+    command = ("--cores", "2")
+
+    first = run_snakemake(tmp_path, *command, profile="local")
     assert first.returncode != 0
-    work = tmp_path / "results" / "work"
-    assert (work / "good" / "face.h5").is_file() and (work / "good" / "preview.mp4").is_file()
-    assert (work / "good" / "proxy_check.json").is_file()
-    assert not (work / "broken" / "probe.json").exists()
-    log = (tmp_path / "results" / "logs" / "extract" / "broken.log").read_text()
-    assert "nice-core: error: video is truncated" in log
-    assert "Traceback" not in log
+    work, logs = tmp_path / "results" / "work", tmp_path / "results" / "logs"
+    good_files = {p: p.stat().st_mtime_ns for p in (work / "good").rglob("*") if p.is_file()}
+    assert {p.name for p in good_files} >= {"probe.json", "face.h5", "preview.mp4", "proxy.mp4", "proxy_check.json",
+                                           "metrics.json", "provenance.json"}
     assert (tmp_path / "results" / "benchmarks" / "track" / "good.tsv").is_file()
-    report = (tmp_path / "results" / "report" / "report.html").read_text()
-    assert "broken" in report and "video is truncated" in report  # the failure is listed with its error
+    errors = {  # video -> (the rule that fails, its error line, outputs that must not exist)
+        "truncated": ("extract", "nice-core: error: video is truncated", "probe.json"),
+        "noface": ("track", "nice-core: error: no face found in any of the 25 frames", "face.h5"),
+        "mismatch": ("proxy_check", "nice-core: error: proxy does not match target", "proxy_check.json"),
+    }
+    report = json.loads((tmp_path / "results" / "report" / "report.json").read_text())
+    report_html = (tmp_path / "results" / "report" / "report.html").read_text()
+    listed = {f["name"]: f for f in report["failures"]}
+    assert set(listed) == set(errors), report["failures"]
+    for name, (rule, message, missing) in errors.items():
+        log = (logs / rule / f"{name}.log").read_text()
+        assert message in log and "Traceback" not in log, log[-2000:]
+        assert not (work / name / missing).exists()
+        assert listed[name]["rule"] == rule and message.removeprefix("nice-core: error: ") in listed[name]["message"]
+        assert message.removeprefix("nice-core: error: ") in report_html
+    assert (work / "noface" / "probe.json").is_file() and (work / "mismatch" / "face.h5").is_file()
     assert (tmp_path / "results" / "report" / "videos" / "good.html").is_file()
+    kept = {p: p.stat().st_mtime_ns for p in [work / "mismatch" / "probe.json", work / "mismatch" / "face.h5"]}
 
-    stamp = (work / "good" / "face.h5").stat().st_mtime_ns
-    shutil.copy(short_clip, broken)  # the user replaces the broken download
-    second = snakemake(tmp_path)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert (work / "broken" / "face.h5").is_file()
-    assert (work / "good" / "face.h5").stat().st_mtime_ns == stamp, "a finished video was recomputed"
-    assert "nice-core: 2 video(s) done. Report:" in second.stdout + second.stderr
-    assert (work / "broken" / "proxy.mp4").is_file() and (work / "broken" / "proxy_check.json").is_file()
-    assert "report.html" in second.stdout + second.stderr
-    assert "video is truncated" not in (tmp_path / "results" / "report" / "report.html").read_text()
+    shutil.copy(tiny_clip, truncated)  # the user replaces the broken download,
+    shutil.copy(tiny_clip, noface)  # the video without a face,
+    shutil.copy(tiny_clip, flipped)  # and the wrong proxy
+    second = run_snakemake(tmp_path, *command, profile="local")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in good_files} == good_files, "a finished video was recomputed"
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept, "a job whose inputs did not change was recomputed"
+    assert {video for _, video in jobs_run(second)} == set(errors)
+    assert ("extract", "mismatch") not in jobs_run(second) and ("track", "mismatch") not in jobs_run(second)
+    for name in errors:
+        assert (work / name / "metrics.json").is_file() and (work / name / "provenance.json").is_file()
+    assert "nice-core: 4 video(s) done. Report:" in second.stdout + second.stderr
+    assert json.loads((tmp_path / "results" / "report" / "report.json").read_text())["failures"] == []
 
-    third = snakemake(tmp_path, "--dry-run")
+    third = run_snakemake(tmp_path, *command, "--dry-run", profile="local")
     assert "Nothing to be done" in third.stdout + third.stderr
+
+    record = json.loads((work / "good" / "provenance.json").read_text())
+    assert record["inputs"]["target"]["sha256"] == file_sha256(tiny_clip)
+    assert record["results"]["metrics"]["sha256"] == file_sha256(work / "good" / "metrics.json")
+    assert record["config"]["face"]["crop_size"] == 64 and record["versions"]["nice-core"]
+    summary = tmp_path / "snakemake-report.zip"  # Snakemake's own report: the data-set page and the records
+    done = run_snakemake(tmp_path, "--report", str(summary), profile="local")
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = zipfile.ZipFile(summary).namelist()
+    assert sum(n.endswith("/provenance.json") for n in names) == 4 and any(n.endswith("/report.html") for n in names)
 
 
 def test_a_typo_in_the_config_stops_the_workflow_before_any_job(short_clip, tmp_path):
@@ -70,11 +112,7 @@ def test_a_typo_in_the_config_stops_the_workflow_before_any_job(short_clip, tmp_
 def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
     """Three sources in one run: a proxy made by an external tool (the built-in swapper run through the
     template, a real command), a benchmark folder, and a given proxy whose check finds a 2-frame delay."""
-    import json
-
     from nice_core.proxy.benchmark import BenchConfig, make_benchmark
-
-    from conftest import run_ffmpeg
 
     make_benchmark(short_clip, tmp_path / "bench1", BenchConfig(frames=12), show_progress=False)
     late = tmp_path / "late.mp4"
@@ -112,8 +150,6 @@ def test_a_missing_external_tool_stops_the_run_before_any_job(short_clip, tmp_pa
 def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     """A fake FF++ c23 tree (links to one clip of one person): each manipulated video is paired with its
     target, and the split file keeps a subset."""
-    import json
-
     root = tmp_path / "FF++"
     originals = root / "original_sequences" / "youtube" / "c23" / "videos"
     originals.mkdir(parents=True)
