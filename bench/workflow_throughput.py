@@ -95,9 +95,10 @@ def main() -> None:
     (smk / "config.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/refined_sequences/{m}-NICe/c23/videos/{name}.mp4" for m, name, _, _ in pairs]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-                    "--directory", str(smk), "--profile", str(REPO / "profiles" / "local"), "--cores",
-                    str(args.cores), "--quiet", "rules", *targets], check=True)
+    with open(smk / "snakemake.log", "w") as log:  # the whole run's log, for a failure
+        subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+                        "--directory", str(smk), "--profile", str(REPO / "profiles" / "local"), "--cores",
+                        str(args.cores), *targets], check=True, stdout=log, stderr=subprocess.STDOUT)
     smk_wall = time.perf_counter() - start
 
     per_rule: dict[str, list[dict]] = {}
