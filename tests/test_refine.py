@@ -198,3 +198,23 @@ def test_sigma_to_image() -> None:
     image = sigma_to_image(np.array([[0.0, 0.125], [0.25, 3.0]], np.float32), sigma_max=0.25)
     assert image.shape == (2, 2, 3) and image.dtype == np.uint8
     assert image[..., 0].tolist() == [[0, 128], [255, 255]]
+
+
+# -- the demo chain --------------------------------------------------------------------------------------------
+
+
+def test_demo_runs_the_whole_chain(short_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`nice-core demo`: a self-swap proxy, the carrier, compositing, metrics and the report, for one video."""
+    out = tmp_path / "demo"
+    code = main(["demo", str(short_clip), "-o", str(out), "--quick", "--epochs", "1", *TINY])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"Report: {(out / 'report.html').resolve()}" in stdout
+    for name in ("proxy.mp4", "refined.mp4", "uncertainty.mp4"):
+        assert verify_file(out / name).found, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "self-swap" and metrics["proxy_metrics"] is not None
+    assert metrics["frames"] == probe_video(short_clip).n_frames
+    assert metrics["e_stab"] is not None and metrics["proxy_metrics"]["e_stab"] is not None
+    html = (out / "report.html").read_text()
+    assert "data:video/mp4;base64," in html and html.count("data:image/jpeg;base64,") >= 6
