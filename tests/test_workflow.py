@@ -118,14 +118,9 @@ def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
     late = tmp_path / "late.mp4"
     run_ffmpeg("-i", str(short_clip), "-vf", "tpad=start=2:start_mode=clone", "-frames:v", "50", "-an",
                "-c:v", "libx264", "-preset", "veryfast", str(late))
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["videos"] = {"selfswap": str(short_clip),
-                        "given": {"target": str(short_clip), "proxy": str(late)}}
-    config["benchmarks"] = [str(tmp_path / "bench1")]
-    config["proxy"]["generator"] = "external"
-    config["external"].update(preset="nice-core")
-    config["face"].update(crop_size=64, preview=False)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    write_workflow_config(tmp_path, {"selfswap": short_clip, "given": {"target": str(short_clip), "proxy": str(late)}},
+                          benchmarks=[str(tmp_path / "bench1")], proxy={"generator": "external"},
+                          external={"preset": "nice-core"})
     done = snakemake(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     work = tmp_path / "results" / "work"
@@ -162,15 +157,14 @@ def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
             (folder / f"{pair}.mp4").symlink_to(short_clip)
     split = tmp_path / "test.json"
     split.write_text(json.dumps([["003", "000"]]))
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["videos"] = {}
-    config["ffpp"] = {"root": str(root), "methods": ["FaceSwap", "Deepfakes"], "compression": "c23",
-                      "split": str(split)}
-    config["face"].update(crop_size=64, preview=False)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    write_workflow_config(tmp_path, {}, ffpp={"root": str(root), "methods": ["FaceSwap", "Deepfakes"],
+                                           "compression": "c23", "split": str(split)})
     done = snakemake(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     work = tmp_path / "results" / "work"
     assert sorted(p.name for p in work.iterdir()) == ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]
+    for method in ("FaceSwap", "Deepfakes"):  # the refined videos mirror FF++'s layout
+        refined = tmp_path / "results" / "refined_sequences" / f"{method}-NICe" / "c23" / "videos" / "000_003.mp4"
+        assert refined.is_file(), refined
     check = json.loads((work / "FaceSwap__c23__000_003" / "proxy_check.json").read_text())
     assert check["frame_offset"] == 0
