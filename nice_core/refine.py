@@ -99,7 +99,7 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     probe = probe_video(target)
-    check = check_proxy(target, proxy)
+    check = check_proxy(target, proxy, target_probe=probe)
     for note in check.notes:
         log(note)
     seconds["checks"] = time.perf_counter() - t
@@ -126,7 +126,7 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
         t = time.perf_counter()
         labels = {"proxy": proxy, **({"identity": identity} if identity is not None else {})}
         result = composite_video(target, store_path, model, output, size=fit.size, config=composite, encode=encode,
-                                 uncertainty_output=uncertainty_output, label_inputs=labels,
+                                 uncertainty_output=uncertainty_output, label_inputs=labels, probe=probe,
                                  show_progress=show_progress)
         seconds["compositing"] = time.perf_counter() - t
         finished = True

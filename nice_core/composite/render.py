@@ -31,7 +31,7 @@ import numpy as np
 
 from nice_core.composite.paste import paste_back
 from nice_core.errors import InputError
-from nice_core.io import EncodeOptions, VideoReader, probe_video
+from nice_core.io import EncodeOptions, VideoProbe, VideoReader, probe_video
 from nice_core.io.writer import VideoWriter
 from nice_core.progress import progress
 from nice_core.store import FaceStore
@@ -86,7 +86,7 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
                     size: int | None = None, config: CompositeConfig | None = None,
                     encode: EncodeOptions | None = None, uncertainty_output: str | Path | None = None,
                     label_inputs: dict[str, str | Path] | None = None, device: str | None = None,
-                    show_progress: bool | None = None) -> CompositeResult:
+                    probe: VideoProbe | None = None, show_progress: bool | None = None) -> CompositeResult:
     """Write the refined video of ``target``.
 
     Args:
@@ -100,6 +100,7 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
         uncertainty_output: also write the sigma maps here.
         label_inputs: role -> path, hashed into the synthetic-media label (the target is always added).
         device: where the carrier runs (default: the model's device).
+        probe: ``target``'s probe, when the caller has it (otherwise it is probed here).
         show_progress: progress bar (default: when stderr is a terminal).
 
     Raises:
@@ -110,7 +111,7 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
     config = config or CompositeConfig()
     show = sys.stderr.isatty() if show_progress is None else show_progress
     target, output = Path(target), Path(output)
-    probe = probe_video(target)
+    probe = probe or probe_video(target)
     inputs = {"target": target, **(label_inputs or {})}
     refined = 0
     with contextlib.ExitStack() as stack:
