@@ -92,6 +92,7 @@ def carrier_flags(section: dict) -> str:
         flags += ["--set", shlex.quote(f"{key}={'null' if value is None else value}")]
     return " ".join(flags)
 
+
 def _load_section(path: str | None, section: str) -> dict:
     if not path:
         return {}
@@ -346,8 +347,9 @@ def cmd_composite(args: argparse.Namespace, cleanup: _Cleanup) -> int:
 
     encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
     device = resolve_device(args.device or "cpu")
-    model = load_carrier(args.carrier, device)
-    size = read_checkpoint(args.carrier).state.get("identity", {}).get("size")
+    checkpoint = read_checkpoint(args.carrier)
+    model = load_carrier(checkpoint, device)
+    size = checkpoint.state.get("identity", {}).get("size")
     output = cleanup.track(Path(args.output))
     output.parent.mkdir(parents=True, exist_ok=True)
     sigma = cleanup.track(Path(args.save_uncertainty)) if args.save_uncertainty else None

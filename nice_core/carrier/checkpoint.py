@@ -134,9 +134,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return out
 
 
-def load_carrier(path: str | Path, device: str | torch.device = "cpu") -> CarrierUNet:
-    """The fitted carrier from a checkpoint (file or folder), in eval mode on ``device``."""
-    ckpt = read_checkpoint(path)
+def load_carrier(path: str | Path | Checkpoint, device: str | torch.device = "cpu") -> CarrierUNet:
+    """The fitted carrier from a checkpoint (file or folder, or one already read), in eval mode on ``device``."""
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     model = CarrierUNet(ckpt.unet)
     model.load_state_dict(ckpt.model)
     return model.to(device).eval()
