@@ -105,6 +105,30 @@ def _load_section(path: str | None, section: str) -> dict:
     return dict(data.get(section) or {})
 
 
+def _read_json(path: str, what: str) -> dict:
+    """A JSON object written by an earlier stage; missing or malformed is one line of bad input."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise NiceError(f"{what} not found: {path}") from None
+    except (OSError, ValueError) as err:
+        raise NiceError(f"cannot read {what} {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise NiceError(f"{path} is not a {what} (not a JSON object)")
+    return data
+
+
+def _read_proxy_check(path: str):
+    from nice_core.proxy.check import ProxyCheck
+
+    data = _read_json(path, "proxy check JSON")
+    try:
+        return ProxyCheck.from_dict(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise NiceError(f"{path} is not a `nice-core check-proxy` JSON ({err})") from None
+
 class _Cleanup:
     """Remove the files a command created if it fails (outputs that existed before are left alone)."""
 
@@ -149,9 +173,7 @@ def cmd_track(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
     out_dir = cleanup.track(Path(args.output))
     if args.probe:
-        import json
-
-        probe = VideoProbe.from_dict(json.loads(Path(args.probe).read_text()))
+        probe = VideoProbe.from_dict(_read_json(args.probe, "probe JSON"))
     else:
         probe = probe_video(args.video)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -231,9 +253,12 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.metrics import evaluate, format_table
 
     def offset_of(check: str | None) -> int:
-        import json
-
-        return int(json.loads(Path(check).read_text())["frame_offset"]) if check else 0
+        if not check:
+            return 0
+        try:
+            return int(_read_json(check, "proxy check JSON")["frame_offset"])
+        except (KeyError, TypeError, ValueError):
+            raise NiceError(f"{check} has no frame_offset (not a `nice-core check-proxy` JSON)") from None
 
     result = evaluate(args.target, args.video, proxy=args.proxy, identity=args.identity, reference=args.reference,
                       name=args.name, method=args.method, show_progress=not args.quiet,
@@ -323,10 +348,9 @@ def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.carrier import fit_carrier
     from nice_core.carrier.checkpoint import STATE_NAME, WEIGHTS_NAME
     from nice_core.io.atomic import temporary_sibling
-    from nice_core.proxy.check import ProxyCheck
 
     config = _fit_config(args, _load_section(args.config, "carrier").get("fit"))
-    check = ProxyCheck.from_dict(json.loads(Path(args.check).read_text())) if args.check else None
+    check = _read_proxy_check(args.check) if args.check else None
     output = cleanup.track(Path(args.output))
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else output.parent / "checkpoint"
     fit_carrier(args.store, args.proxy, config, checkpoints, check=check, restart=args.restart)

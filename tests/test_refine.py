@@ -115,6 +115,25 @@ def test_refine_refuses_to_overwrite_its_input(bench: SimpleNamespace, capsys: p
     assert bench.proxy.read_bytes() == before
 
 
+
+@pytest.mark.parametrize("content", [None, "{}", "not json"])
+def test_fit_and_eval_refuse_a_bad_proxy_check_json(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                     content: str | None) -> None:
+    check = tmp_path / "check.json"
+    if content is not None:
+        check.write_text(content)
+    output = tmp_path / "carrier.safetensors"
+    commands = [["fit", "--store", str(tmp_path / "face.h5"), "--proxy", str(tmp_path / "p.mp4"), "--check",
+                 str(check), "-o", str(output)],
+                ["eval", "--target", str(tmp_path / "t.mp4"), "--video", str(tmp_path / "v.mp4"), "--video-check",
+                 str(check), "--json", str(tmp_path / "m.json")]]
+    for command in commands:
+        code = main(command)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("nice-core: error:"), (command[0], lines)
+        assert str(check) in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if content is None else ["check.json"])
+
 KILLED_REFINE = """
 import sys, time
 import nice_core.carrier.fit as fit
