@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,22 +42,39 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")
 
 
+def _first_frames(out: Path, frames: int, seconds: float) -> Path:
+    """The first ``frames`` frames of the sample, re-encoded at the same exact rate, with ``seconds`` of audio."""
+    run_ffmpeg("-i", str(SAMPLE), "-frames:v", str(frames), "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
+               "-c:a", "copy", "-t", str(seconds), str(out))
+    return out
+
+
 @pytest.fixture(scope="session")
 def short_clip(clips: Path) -> Path:
     """The first 48 frames of the sample, re-encoded at the same exact rate, with its audio."""
-    out = clips / "short.mp4"
-    run_ffmpeg("-i", str(SAMPLE), "-frames:v", "48", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
-               "-c:a", "copy", "-t", "2.1", str(out))
-    return out
+    return _first_frames(clips / "short.mp4", 48, 2.1)
 
 
 @pytest.fixture(scope="session")
 def tiny_clip(clips: Path) -> Path:
     """The first 24 frames of the sample (about 1 s), with its audio: the smallest clip a workflow runs on."""
-    out = clips / "tiny.mp4"
-    run_ffmpeg("-i", str(SAMPLE), "-frames:v", "24", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast",
-               "-c:a", "copy", "-t", "1.05", str(out))
-    return out
+    return _first_frames(clips / "tiny.mp4", 24, 1.05)
+
+
+@pytest.fixture(scope="session")
+def flicker_bench(short_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """A 24-frame flicker benchmark of the short clip (target, clean edit, flickering proxy in ``dir``), its
+    target tracked at 128 px into ``store``. Shared by the carrier and refine tests (they only add the proxy
+    crops cache to the store)."""
+    from nice_core.face import TrackConfig, track_video
+    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+
+    root = tmp_path_factory.mktemp("flicker_bench")
+    make_benchmark(short_clip, root / "bench", BenchConfig(frames=24), show_progress=False)
+    track = track_video(root / "bench" / "target.mp4", root / "track", TrackConfig(crop_size=128, preview=False),
+                        show_progress=False)
+    return SimpleNamespace(root=root, dir=root / "bench", target=root / "bench" / "target.mp4",
+                           proxy=root / "bench" / "proxy.mp4", store=track.store)
 
 
 @pytest.fixture(scope="session")

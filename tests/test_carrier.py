@@ -55,19 +55,13 @@ def quiet(_line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def bench(short_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """A 24-frame flicker benchmark of the short clip, its target tracked at 128 px, proxy crops cached."""
-    from nice_core.face import TrackConfig, track_video
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+def bench(flicker_bench: SimpleNamespace) -> SimpleNamespace:
+    """The shared 24-frame flicker benchmark (conftest), with its proxy crops cached in the store."""
     from nice_core.proxy.check import check_proxy
 
-    root = tmp_path_factory.mktemp("carrier")
-    make_benchmark(short_clip, root / "bench", BenchConfig(frames=24), show_progress=False)
-    result = track_video(root / "bench" / "target.mp4", root / "track", TrackConfig(crop_size=128, preview=False),
-                         show_progress=False)
-    check = check_proxy(root / "bench" / "target.mp4", root / "bench" / "proxy.mp4")
-    count = prepare_proxy_crops(result.store, root / "bench" / "proxy.mp4", check)
-    return SimpleNamespace(root=root, dir=root / "bench", store=result.store, frames=count, check=check)
+    check = check_proxy(flicker_bench.target, flicker_bench.proxy)
+    count = prepare_proxy_crops(flicker_bench.store, flicker_bench.proxy, check)
+    return SimpleNamespace(**vars(flicker_bench), frames=count, check=check)
 
 
 def state_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -31,17 +31,10 @@ from conftest import psnr, run_ffmpeg
 TINY = ["--size", "64", "--set", "unet_base_channels=8", "--set", "unet_depth=3", "--threads", "1", "-q"]
 
 
-@pytest.fixture(scope="module")
-def bench(short_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    from nice_core.face import TrackConfig, track_video
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
-
-    root = tmp_path_factory.mktemp("refine")
-    make_benchmark(short_clip, root / "bench", BenchConfig(frames=24), show_progress=False)
-    track = track_video(root / "bench" / "target.mp4", root / "track", TrackConfig(crop_size=128, preview=False),
-                        show_progress=False)
-    return SimpleNamespace(root=root, target=root / "bench" / "target.mp4", proxy=root / "bench" / "proxy.mp4",
-                           store=track.store)
+@pytest.fixture
+def bench(flicker_bench: SimpleNamespace) -> SimpleNamespace:
+    """The shared 24-frame flicker benchmark (conftest): target, proxy and the target's store."""
+    return flicker_bench
 
 
 def refine(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
