@@ -332,6 +332,12 @@ def _fit_config(args: argparse.Namespace, base: dict | None = None):
         raise NiceError(f"invalid carrier setting: {err}") from None
 
 
+def _add_composite_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("re-compositing")
+    group.add_argument("--paste", help="residual (default: the carrier's change is added) or replace")
+    group.add_argument("--save-uncertainty", metavar="VIDEO", help="also write the carrier's sigma maps here")
+
+
 def _composite_config(args: argparse.Namespace):
     from nice_core.composite.render import CompositeConfig
 
@@ -497,8 +503,6 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("--proxy", required=True, help="its per-frame swapped video")
     refine.add_argument("--output", "-o", required=True, help="the refined video to write")
     refine.add_argument("--identity", help="identity image (hashed into the synthetic-media label)")
-    refine.add_argument("--save-uncertainty", metavar="VIDEO", help="also write the carrier's sigma maps here")
-    refine.add_argument("--paste", help="residual (default) or replace")
     refine.add_argument("--work-dir", help="keep the store and checkpoints here (default: a hidden folder next to "
                         "the output, removed on success)")
     refine.add_argument("--keep-work", action="store_true", help="keep the default work folder")
@@ -506,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("--config", help="read defaults from the face:, carrier: and encode: sections of this YAML")
     refine.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_fit_options(refine)
+    _add_composite_options(refine)
     _add_encode_options(refine)
     refine.set_defaults(func=cmd_refine)
 
@@ -527,11 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True, help="the refined video to write")
     comp.add_argument("--proxy", help="the proxy (hashed into the synthetic-media label)")
     comp.add_argument("--identity", help="the identity image (hashed into the label)")
-    comp.add_argument("--save-uncertainty", metavar="VIDEO", help="also write the sigma maps here")
-    comp.add_argument("--paste", help="residual (default) or replace")
     comp.add_argument("--device", help="cpu (default), cuda[:N] or auto")
     comp.add_argument("--config", help="read defaults from the encode: section of this YAML file")
     comp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_composite_options(comp)
     _add_encode_options(comp)
     comp.set_defaults(func=cmd_composite)
 
