@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict, deque
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -95,40 +95,26 @@ def timers(which: str):
 
     Module attributes are wrapped for the duration of the block; nothing in nice_core is changed.
     """
+    from track_throughput import Timers  # bench/ is on sys.path when a bench script runs
+
     import nice_core.face.track as track
     import nice_core.proxy.benchmark as benchmark
     import nice_core.proxy.swap as swap
     from nice_core.face.landmarks import FaceMeshDetector
 
-    totals: dict[str, float] = defaultdict(float)
-    patches = []
-
-    def wrap(owner, name, label):
-        original = getattr(owner, name)
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                totals[label] += time.perf_counter() - start
-
-        patches.append((owner, name, original))
-        setattr(owner, name, timed)
-
+    timed = Timers()
     if which == "swap":
-        wrap(swap, "load_identity", "load identity (face mesh on the still)")
-        wrap(FaceMeshDetector, "detect", "face mesh detect (target frames; + the still)")
-        wrap(swap, "swap_frame", "swap_frame (warp, colour, blend)")
+        timed.wrap(swap, "load_identity", "load identity (face mesh on the still)")
+        timed.wrap(FaceMeshDetector, "detect", "face mesh detect (target frames; + the still)")
+        timed.wrap(swap, "swap_frame", "swap_frame (warp, colour, blend)")
     else:
-        wrap(track, "track_video", "track target.mp4 (track_video, crop 32, no preview)")
-        wrap(benchmark, "_smooth_landmarks", "smooth landmarks")
-        wrap(benchmark, "_edit_frame", "edit frames (clean + proxy, per frame)")
+        timed.wrap(track, "track_video", "track target.mp4 (track_video, crop 32, no preview)")
+        timed.wrap(benchmark, "_smooth_landmarks", "smooth landmarks")
+        timed.wrap(benchmark, "_edit_frame", "edit frames (clean + proxy, per frame)")
     try:
-        yield totals
+        yield timed.total
     finally:
-        for owner, name, original in reversed(patches):
-            setattr(owner, name, original)
+        timed.restore()
 
 
 def face_regions(store_path: Path, height: int, width: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
