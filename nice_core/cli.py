@@ -417,7 +417,9 @@ def cmd_demo(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.demo import default_sample, run_demo
 
     fit = _fit_config(args)
-    page = run_demo(args.video or default_sample(), args.output, proxy=args.proxy, quick=args.quick, fit=fit,
+    out = cleanup.track(Path(args.output))
+    cleanup.track(out / "work")  # removed on failure only while empty: a killed run's files stay for its resume
+    page = run_demo(args.video or default_sample(), out, proxy=args.proxy, quick=args.quick, fit=fit,
                     show_progress=not args.quiet)
     print(f"nice-core: demo done. Report: {page.resolve()}")
     return 0

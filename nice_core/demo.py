@@ -43,13 +43,14 @@ def run_demo(video: str | Path, out_dir: str | Path, *, proxy: str | Path | None
              fit: FitConfig | None = None, show_progress: bool | None = None) -> Path:
     """Run the demo chain on ``video`` into ``out_dir``; return the report's path."""
     from nice_core.face import TrackConfig, track_video
-    from nice_core.io import write_json
+    from nice_core.io import probe_video, write_json
     from nice_core.metrics import evaluate, format_table
     from nice_core.proxy.swap import swap_video
     from nice_core.refine import refine_video, store_matches
     from nice_core.report import write_video_report
 
     video, out = Path(video), Path(out_dir)
+    probe_video(video)  # bad input fails here, in one line, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     track = TrackConfig(preview=False, detect_hands=not quick)

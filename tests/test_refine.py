@@ -230,3 +230,13 @@ def test_demo_runs_the_whole_chain(short_clip: Path, tmp_path: Path, capsys: pyt
     assert metrics["e_stab"] is not None and metrics["proxy_metrics"]["e_stab"] is not None
     html = (out / "report.html").read_text()
     assert "data:video/mp4;base64," in html and html.count("data:image/jpeg;base64,") >= 6
+
+
+def test_demo_refuses_bad_input_and_leaves_nothing(bad_inputs: dict[str, Path], no_face_clip: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    for video, words in ((bad_inputs["missing"], "not found"), (no_face_clip, "no face")):
+        out = tmp_path / "demo"
+        assert main(["demo", str(video), "-o", str(out), "-q", *TINY]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nice-core: error:")]
+        assert len(errors) == 1 and words in errors[0], errors
+        assert not out.exists()
