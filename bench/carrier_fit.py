@@ -53,6 +53,9 @@ VARIANTS: dict[str, dict] = {
     "steps600": {"steps": 600},
     "steps1200": {"steps": 1200},
     "steps4800": {"steps": 4800},
+    "texture8": {"unet_texture_channels": 8},
+    "texture8-lr1": {"unet_texture_channels": 8, "texture_lr_scale": 1.0},
+    "texture8-full": {"unet_texture_channels": 8, "patch": None, "steps": 800},
     "naive": {"unet_output": "direct", "patch": None, "steps": 800, "loss_perceptual_weight": 0.0,
               "loss_balanced": False, "warmup": 0.0, "schedule": "constant", "lr": 3e-4, "grad_clip": None},
 }
@@ -69,11 +72,20 @@ def crops_of(video: Path, transforms: np.ndarray, has_face: np.ndarray, size: in
     return out
 
 
+def crop_fdt(out: list[np.ndarray], clean: list[np.ndarray], target: list[np.ndarray],
+             masks: list[np.ndarray]) -> float:
+    """Fine-detail transfer (``docs/metrics.md``) in crop space, inside the mask (> 0.5)."""
+    from nice_core.metrics.image import fine_detail_transfer, fine_transfer_terms
+
+    return fine_detail_transfer([fine_transfer_terms(o, g, x, np.asarray(m) > 127)
+                                 for o, g, x, m in zip(out, clean, target, masks)])
+
+
 def scores(out: list[np.ndarray], ref: dict) -> dict:
     from nice_core.carrier import quality
 
     x, g, m = ref["target"], ref["clean"], ref["masks"]
-    return {"ff/X": quality.frame_difference(out, m) / ref["ff_x"],
+    return {"fdt": crop_fdt(out, g, x, m),"ff/X": quality.frame_difference(out, m) / ref["ff_x"],
             "ff/P": quality.frame_difference(out, m) / ref["ff_p"],
             "flick": 1e4 * quality.edit_flicker(out, x, m),
             "PSNR(O,G)": quality.masked_psnr(out, g, m), "PSNR(P,G)": ref["psnr_pg"],
@@ -167,7 +179,7 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n")
 
-    keys = ["ff/X", "ff/P", "flick", "PSNR(O,G)", "PSNR(P,G)", "PSNR(O,X)", "detail"]
+    keys = ["ff/X", "ff/P", "flick", "PSNR(O,G)", "PSNR(P,G)", "PSNR(O,X)", "detail", "fdt"]
     print("\n| variant | " + " | ".join(keys) + " | epochs x frames | fit s | ms/step |")
     print("|---" * (len(keys) + 4) + "|")
     for name, row in {**rows, **results["variants"]}.items():

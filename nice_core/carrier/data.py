@@ -189,6 +189,7 @@ class CarrierDataset(torch.utils.data.Dataset):
 
     def __init__(self, store_path: str | Path, size: int | None = None) -> None:
         self.store = FaceStore.open(store_path)
+        self._surface = None
         try:
             if CARRIER_GROUP not in self.store.h5 or not self.store.h5[CARRIER_GROUP].attrs.get("complete", False):
                 raise InputError(f"{store_path} has no complete proxy-crop cache (run prepare_proxy_crops first)")
@@ -222,6 +223,18 @@ class CarrierDataset(torch.utils.data.Dataset):
         """Items ``items`` (positions in ``frames``) as ``(B, 3, s, s)``, ``(B, 3, s, s)``, ``(B, 1, s, s)``."""
         triples = [self.read(int(self.frames[k])) for k in items]
         return tuple(to_tensor([t[j] for t in triples]) for j in range(3))  # type: ignore[return-value]
+
+    def surface_batch(self, items: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Items' surface grids ``(B, s, s, 2)`` and mesh coverage ``(B, 1, s, s)``
+        (:class:`~nice_core.carrier.surface.SurfaceCoords`, built on first use)."""
+        if self._surface is None:
+            from nice_core.carrier.surface import SurfaceCoords
+
+            self._surface = SurfaceCoords.from_store(self.store)
+        pairs = [self._surface.grid(int(self.frames[k]), self.size) for k in items]
+        grid = torch.from_numpy(np.stack([g for g, _ in pairs]))
+        covered = torch.from_numpy(np.stack([c for _, c in pairs]))[:, None]
+        return grid, covered
 
     def __getitem__(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
         xt, xref, mask = self.batch([k])

@@ -103,6 +103,7 @@ class FitConfig:
         weight_decay: AdamW's decoupled weight decay (Adam: L2 penalty).
         grad_clip: clip the global gradient norm to this before each step; ``None``: no clipping.
         warmup: share of the steps trained without the uncertainty term, in ``[0, 1)``.
+        texture_lr_scale: the identity texture's learning rate over ``lr`` (with ``unet.texture_channels``).
         seed: seeds the initial weights and the data order.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; CUDA falls back to the CPU with a warning.
         threads: ``torch.set_num_threads`` during the fit; ``None`` leaves torch's choice.
@@ -126,6 +127,7 @@ class FitConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 10.0
     warmup: float = 0.3
+    texture_lr_scale: float = 10.0
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -152,6 +154,8 @@ class FitConfig:
             raise ValueError("need 0 < pct_start < 1 and positive div factors")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
+        if self.texture_lr_scale <= 0:
+            raise ValueError(f"texture_lr_scale must be > 0, got {self.texture_lr_scale}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
         if self.threads is not None and self.threads < 1:
@@ -262,8 +266,17 @@ def _torch_settings(threads: int | None, device: torch.device) -> Iterator[None]
 
 
 def _optimizer(model: CarrierUNet, config: FitConfig) -> torch.optim.Optimizer:
+    """Adam(W) over the network, and over the identity texture (if any) at ``texture_lr_scale`` x the lr.
+
+    The parameters keep :meth:`model.parameters` order (checkpoints index optimizer state by it).
+    """
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    texture = getattr(model, "texture", None)
+    if texture is None:
+        return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    groups = [{"params": [p for p in model.parameters() if p is not texture], "lr_scale": 1.0},
+              {"params": [texture], "lr_scale": config.texture_lr_scale, "weight_decay": 0.0}]
+    return cls(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _describe_mismatch(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -340,13 +353,20 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                 lr = config.lr if config.schedule == "constant" else one_cycle_lr(
                     step, plan.total_steps, config.lr, config.pct_start, config.div_factor, config.final_div_factor)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr
-                xt, xref, mask = data.batch(order[first:first + config.batch_size])
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                items = order[first:first + config.batch_size]
+                xt, xref, mask = data.batch(items)
+                grid, covered = data.surface_batch(items) if model.uses_surface else (None, None)
                 if config.patch is not None and config.patch < data.size:
                     y, x = torch.randint(0, data.size - config.patch + 1, (2,), generator=generator).tolist()
                     xt, xref, mask = (t[..., y:y + config.patch, x:x + config.patch] for t in (xt, xref, mask))
+                    if grid is not None:
+                        grid = grid[:, y:y + config.patch, x:x + config.patch]
+                        covered = covered[..., y:y + config.patch, x:x + config.patch]
                 xt, xref, mask = (t.to(device) for t in (xt, xref, mask))
-                xo, s = model(xt)
+                if grid is not None:
+                    grid, covered = grid.to(device), covered.to(device)
+                xo, s = model(xt, grid, covered)
                 loss, logs = loss_fn(xo, s, xref, mask, uncertainty=config.loss.uncertainty and step >= warmup_steps)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nice_core.carrier.data import to_tensor
+from nice_core.carrier.surface import SurfaceCoords
 from nice_core.carrier.unet import CarrierUNet
 from nice_core.store import FaceStore
 
@@ -63,6 +64,7 @@ def run_carrier(model: CarrierUNet, store: FaceStore | str | Path, size: int | N
         model.eval()
         try:
             pending: list[int] = []
+            surface = None
             for index in range(store.n_frames + 1):
                 if index < store.n_frames and has_face[index]:
                     pending.append(index)
@@ -70,8 +72,15 @@ def run_carrier(model: CarrierUNet, store: FaceStore | str | Path, size: int | N
                         continue
                 if pending:
                     crops = [_resize(store.crop(i), size, cv2.INTER_AREA) for i in pending]
+                    grid = covered = None
+                    if model.uses_surface:
+                        if surface is None:
+                            surface = SurfaceCoords.from_store(store)
+                        pairs = [surface.grid(i, size) for i in pending]
+                        grid = torch.from_numpy(np.stack([g for g, _ in pairs])).to(device)
+                        covered = torch.from_numpy(np.stack([c for _, c in pairs]))[:, None].to(device)
                     with torch.inference_mode():
-                        xo, s = model(to_tensor(crops).to(device))
+                        xo, s = model(to_tensor(crops).to(device), grid, covered)
                     rgb = (xo.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
                     sigma = torch.exp(0.5 * s[:, 0]).float().cpu().numpy()
                     for k, i in enumerate(pending):

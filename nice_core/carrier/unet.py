@@ -69,6 +69,11 @@ class UNetConfig:
         output: ``"direct"`` or ``"residual"`` (see the module notes).
         s_min: soft lower bound on ``s``.
         s_head: ``"detached"`` or ``"shared"`` (see the module notes).
+        texture_channels: channels of the identity texture (0: none, the network sees the target crop
+            only). With ``C > 0`` the network also sees ``C`` channels of a learnt texture, sampled at each
+            pixel's surface coordinates (:mod:`nice_core.carrier.surface`): a place, shared by every frame,
+            for the swap's static detail (see "The identity texture" below).
+        texture_size: side of the texture, in texels over the crop's canonical face.
     """
 
     base_channels: int = 16
@@ -77,6 +82,8 @@ class UNetConfig:
     output: str = "residual"
     s_min: float = -5.0
     s_head: str = "detached"
+    texture_channels: int = 0
+    texture_size: int = 256
 
     def __post_init__(self) -> None:
         if self.base_channels < 1 or self.depth < 1 or self.max_channels < self.base_channels:
@@ -87,6 +94,9 @@ class UNetConfig:
             raise ValueError(f"s_head must be one of {S_HEADS}, got {self.s_head!r}")
         if self.s_min >= 0:
             raise ValueError(f"s_min must be < 0, got {self.s_min}")
+        if self.texture_channels < 0 or self.texture_size < 2:
+            raise ValueError(f"need texture_channels >= 0 and texture_size >= 2, got {self.texture_channels}, "
+                             f"{self.texture_size}")
 
     @property
     def multiple(self) -> int:
@@ -161,7 +171,11 @@ class CarrierUNet(nn.Module):
         super().__init__()
         self.config = config = config or UNetConfig()
         ch = [config.channels(level) for level in range(config.depth + 1)]
-        self.inc = _DoubleConv(3, ch[0])
+        self.inc = _DoubleConv(3 + config.texture_channels, ch[0])
+        if config.texture_channels:
+            # Zeros: at the start the texture adds nothing and the network is the plain carrier.
+            self.texture = nn.Parameter(torch.zeros(1, config.texture_channels, config.texture_size,
+                                                    config.texture_size))
         self.down = nn.ModuleList(_DoubleConv(ch[i], ch[i + 1]) for i in range(config.depth))
         self.up = nn.ModuleList(_Up(ch[i + 1], ch[i], ch[i]) for i in reversed(range(config.depth)))
         if config.s_head == "shared":
@@ -177,11 +191,25 @@ class CarrierUNet(nn.Module):
         with torch.no_grad():
             s_last.weight[-1:].mul_(0.1)  # s starts near 0: the loss starts as plain D
 
-    def forward(self, xt: Tensor) -> tuple[Tensor, Tensor]:
+    @property
+    def uses_surface(self) -> bool:
+        """Whether :meth:`forward` needs surface coordinates (the texture is on)."""
+        return self.config.texture_channels > 0
+
+    def sample_texture(self, grid: Tensor, covered: Tensor) -> Tensor:
+        """The texture at ``grid`` ``(B, H, W, 2)`` (``[-1, 1]``), zero where ``covered`` ``(B, 1, H, W)`` is 0."""
+        texture = self.texture.expand(grid.shape[0], -1, -1, -1)
+        return F.grid_sample(texture, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * covered
+
+    def forward(self, xt: Tensor, grid: Tensor | None = None, covered: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
         """Carry a batch of target crops.
 
         Args:
             xt: ``(B, 3, H, W)`` RGB in ``[0, 1]``; ``H`` and ``W`` multiples of ``config.multiple``.
+            grid, covered: the crops' surface coordinates ``(B, H, W, 2)`` in ``[-1, 1]`` and mesh coverage
+                ``(B, 1, H, W)`` in ``{0, 1}`` (:meth:`SurfaceCoords.grid
+                <nice_core.carrier.surface.SurfaceCoords.grid>`); required when :attr:`uses_surface`.
 
         Returns:
             ``Xo`` ``(B, 3, H, W)`` in ``[0, 1]`` and ``s = log sigma^2`` ``(B, 1, H, W)``.
@@ -195,7 +223,15 @@ class CarrierUNet(nn.Module):
         if xt.shape[-2] % m or xt.shape[-1] % m:
             raise ValueError(f"height and width must be multiples of {m} (depth {self.config.depth}), "
                              f"got {tuple(xt.shape[-2:])}")
-        h = self.inc(xt)
+        if self.uses_surface:
+            if grid is None or covered is None:
+                raise ValueError("this carrier has an identity texture: pass the crops' surface grid and coverage")
+            if grid.shape != (xt.shape[0], *xt.shape[-2:], 2) or covered.shape != (xt.shape[0], 1, *xt.shape[-2:]):
+                raise ValueError(f"grid {tuple(grid.shape)} and covered {tuple(covered.shape)} do not match the "
+                                 f"crops {tuple(xt.shape)}")
+            h = self.inc(torch.cat([xt, self.sample_texture(grid, covered)], 1))
+        else:
+            h = self.inc(xt)
         skips = [h]
         for block in self.down:
             h = block(F.max_pool2d(h, 2))

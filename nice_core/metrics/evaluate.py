@@ -20,7 +20,18 @@ from nice_core.face.landmarks import FaceMeshDetector, native_stderr_silenced
 from nice_core.face.tracking import SubjectRule, SubjectTracker
 from nice_core.io import VideoReader, probe_video
 from nice_core.metrics.attributes import gaze_error_deg, landmark_nme, pose_error_deg
-from nice_core.metrics.image import detail, face_region_mask, masked_psnr, masked_ssim
+from nice_core.metrics.image import (
+    FINE_SIGMA_PX,
+    INNER_SHARE,
+    OUTLINE_GROW,
+    detail,
+    face_region_mask,
+    face_regions,
+    fine_detail_transfer,
+    fine_transfer_terms,
+    masked_psnr,
+    masked_ssim,
+)
 from nice_core.metrics.stability import TargetMotion, mean_or_none, warp_error
 from nice_core.progress import progress
 
@@ -40,9 +51,16 @@ DEFINITIONS = {
                          f"below {SAME_PERSON_DISTANCE}: same person)",
     "psnr": "PSNR (dB) against the clean reference inside the target's face mask",
     "ssim": "SSIM (grey, Gaussian sigma 1.5) against the clean reference, averaged inside the face mask",
+    "psnr_inner": f"PSNR (dB) against the clean reference inside the target's face oval shrunk to {INNER_SHARE}",
+    "psnr_ring": f"PSNR (dB) against the clean reference in the outer ring: the oval grown by {OUTLINE_GROW} "
+                 "without the inner face",
+    "fine_detail_transfer": f"share of the fine structure (luma minus its Gaussian blur, sigma {FINE_SIGMA_PX} px) "
+                            "of reference - target that video - target reproduces, pooled over frames: "
+                            "sum <f(O-X), f(G-X)> / sum <f(G-X), f(G-X)> in the grown face oval (1 all, 0 none)",
 }
-_PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d", "detail", "psnr",
-              "ssim")
+_REFERENCE_KEYS = ("psnr", "ssim", "psnr_inner", "psnr_ring")
+_PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d", "detail",
+              *_REFERENCE_KEYS)
 
 
 class _Stream:
@@ -55,8 +73,9 @@ class _Stream:
         self.detector = FaceMeshDetector(max_faces=2)
         self.tracker = SubjectTracker(SubjectRule(), reacquire_after=12)
         self.previous: np.ndarray | None = None
-        keys = _PER_FRAME if with_reference else _PER_FRAME[:-2]
+        keys = _PER_FRAME if with_reference else _PER_FRAME[:-len(_REFERENCE_KEYS)]
         self.values: dict[str, list[float | None]] = {k: [] for k in keys}
+        self.fine_terms: list[tuple[float, float] | None] = []
         self.embeddings: list[float] = []
 
     def next_frame(self) -> np.ndarray:
@@ -120,6 +139,9 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
                 landmarks = {key: s.tracker.update(s.detector.detect(frames[key])) for key, s in streams.items()}
                 target_lm = landmarks["target"]
                 mask = face_region_mask(target_lm, size) if target_lm is not None else np.zeros(size, bool)
+                empty = np.zeros(size, bool)
+                regions = face_regions(target_lm, size) if target_lm is not None else dict.fromkeys(
+                    ("face", "inner", "ring"), empty)
                 flow = motion.step(frames["target"])
                 baseline = ref_frame if ref_frame is not None else frames["target"]
                 baseline_detail.append(detail(baseline, mask))
@@ -138,6 +160,10 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
                     if "psnr" in values:
                         values["psnr"].append(masked_psnr(frame, ref_frame, mask))
                         values["ssim"].append(masked_ssim(frame, ref_frame, mask))
+                        values["psnr_inner"].append(masked_psnr(frame, ref_frame, regions["inner"]))
+                        values["psnr_ring"].append(masked_psnr(frame, ref_frame, regions["ring"]))
+                        stream.fine_terms.append(fine_transfer_terms(frame, ref_frame, frames["target"],
+                                                                     regions["face"]))
                     if identity_vector is not None and t in sampled and lm is not None and key != "target":
                         stream.embeddings.append(embedding_distance(face_embedding(frame, lm), identity_vector))
         finally:
@@ -178,8 +204,9 @@ def _summary(stream: _Stream, baseline_detail: list[float | None], with_identity
     if with_identity:
         out["identity_distance"] = float(np.mean(stream.embeddings)) if stream.embeddings else None
     if "psnr" in v:
-        out["psnr"] = mean_or_none(v["psnr"])
-        out["ssim"] = mean_or_none(v["ssim"])
+        for key in _REFERENCE_KEYS:
+            out[key] = mean_or_none(v[key])
+        out["fine_detail_transfer"] = fine_detail_transfer(stream.fine_terms)
     out["per_frame"] = {k: [None if x is None else round(float(x), 6) for x in vals] for k, vals in v.items()}
     return out
 
@@ -188,7 +215,8 @@ def format_table(result: dict) -> str:
     """A readable proxy-vs-output table of the headline numbers."""
     output = video_metrics(result)
     keys = [k for k in ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d",
-                        "detail_ratio", "identity_distance", "psnr", "ssim") if k in output]
+                        "detail_ratio", "identity_distance", "psnr", "ssim", "psnr_inner", "psnr_ring",
+                        "fine_detail_transfer") if k in output]
     columns = [("output", output)] + ([("proxy", result["proxy_metrics"])] if result["proxy_metrics"] else [])
 
     def fmt(value: float | None, key: str) -> str:

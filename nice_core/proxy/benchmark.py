@@ -34,7 +34,10 @@ from nice_core.face.mask import polygon_mask
 from nice_core.face.tracking import face_box
 from nice_core.io import EncodeOptions, VideoReader, VideoWriter, probe_video
 from nice_core.progress import progress
+from nice_core.proxy.bench_edits import DetailLayer, apply_detail, edit_geometry, make_detail_layer
 
+#: ``"pan"``: a smooth periodic pan and zoom; ``"handheld"``: a seeded, irregular shake with a slight roll.
+CAMERA_STYLES = ("pan", "handheld")
 #: Files a benchmark folder holds; an existing OUTDIR is replaced only if it holds nothing else.
 BENCH_FILES = ("target.mp4", "clean.mp4", "proxy.mp4", "meta.json")
 
@@ -54,20 +57,41 @@ class BenchConfig:
     outlier_rate: float = 0.06
     camera_move: bool = False
     camera_amplitude: float = 0.06
+    camera_style: str = "pan"
     landmark_sigma_frames: float = 2.0
+    outline_strength: float = 0.0
+    interior_strength: float = 0.0
+    spots: int = 0
+    lines: int = 0
+    brows: float = 0.0
+    texture: float = 0.0
+    mark_strength: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("start", "frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("edit_strength", "tone_strength", "cast", "misalign_px", "mask_jitter",
-                     "landmark_sigma_frames"):
+                     "landmark_sigma_frames", "outline_strength", "interior_strength", "spots", "lines", "brows",
+                     "texture", "mark_strength"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.outlier_rate <= 0.5:
             raise ValueError(f"outlier_rate must be in [0, 0.5], got {self.outlier_rate}")
         if not 0 <= self.camera_amplitude <= 0.25:
             raise ValueError(f"camera_amplitude must be in [0, 0.25], got {self.camera_amplitude}")
+        if self.camera_style not in CAMERA_STYLES:
+            raise ValueError(f"camera_style must be one of {', '.join(CAMERA_STYLES)}, got {self.camera_style!r}")
+
+    @property
+    def geometry(self) -> bool:
+        """Whether any geometry edit is on."""
+        return bool(self.edit_strength or self.outline_strength or self.interior_strength)
+
+    @property
+    def detail(self) -> bool:
+        """Whether the clip gets a detail layer (marks or texture)."""
+        return bool(self.spots or self.lines or self.brows or self.texture)
 
 
 def _indices(connections) -> list[int]:
@@ -80,7 +104,8 @@ def _regions() -> dict[str, list[int]]:
     conn = mp.solutions.face_mesh_connections
     return {"left_eye": _indices(conn.FACEMESH_LEFT_EYE), "right_eye": _indices(conn.FACEMESH_RIGHT_EYE),
             "nose": _indices(conn.FACEMESH_NOSE), "lips": _indices(conn.FACEMESH_LIPS),
-            "oval": list(face_oval_indices())}
+            "oval": list(face_oval_indices()), "left_brow": _indices(conn.FACEMESH_LEFT_EYEBROW),
+            "right_brow": _indices(conn.FACEMESH_RIGHT_EYEBROW)}
 
 
 def edit_landmarks(landmarks: np.ndarray, strength: float, regions: dict[str, list[int]]) -> np.ndarray:
@@ -157,15 +182,30 @@ def _tone(image: np.ndarray, weight: np.ndarray, strength: float) -> np.ndarray:
     return np.round(image * (1 - w) + rgb * w).astype(np.uint8)
 
 
-def camera_matrix(index: int, n: int, size: tuple[int, int], amplitude: float) -> np.ndarray:
-    """The synthetic camera move at frame ``index``: a smooth pan and zoom, ``(2, 3)`` affine."""
+def camera_matrix(index: int, n: int, size: tuple[int, int], amplitude: float, style: str = "pan",
+                  seed: int = 0) -> np.ndarray:
+    """The synthetic camera move at frame ``index``, a ``(2, 3)`` affine.
+
+    ``"pan"``: a smooth pan and zoom, periodic over the clip. ``"handheld"``: three seeded sinusoids per
+    axis at 0.25-1.5 Hz (at 24 fps), a slow zoom breathing and up to about 1.5 degrees of roll: an
+    irregular shake, still smooth from frame to frame.
+    """
     height, width = size
-    t = index / max(n - 1, 1)
-    zoom = 1 + 2 * amplitude + amplitude * np.sin(2 * np.pi * t)
-    dx = amplitude * width * np.sin(2 * np.pi * 1.5 * t)
-    dy = 0.5 * amplitude * height * np.sin(2 * np.pi * t + 1.0)
     cx, cy = width / 2, height / 2
-    return np.array([[zoom, 0, cx - zoom * cx + dx], [0, zoom, cy - zoom * cy + dy]])
+    if style == "pan":
+        t = index / max(n - 1, 1)
+        zoom = 1 + 2 * amplitude + amplitude * np.sin(2 * np.pi * t)
+        dx = amplitude * width * np.sin(2 * np.pi * 1.5 * t)
+        dy = 0.5 * amplitude * height * np.sin(2 * np.pi * t + 1.0)
+        return np.array([[zoom, 0, cx - zoom * cx + dx], [0, zoom, cy - zoom * cy + dy]])
+    rng = np.random.default_rng([seed, 2])
+    freq, phase, gain = rng.uniform(0.01, 0.06, (4, 3)), rng.uniform(0, 2 * np.pi, (4, 3)), rng.uniform(0.5, 1, (4, 3))
+    wave = (gain * np.sin(2 * np.pi * freq * index + phase)).sum(1) / gain.sum(1)
+    zoom = 1 + 2 * amplitude + 0.5 * amplitude * wave[2]
+    angle = np.deg2rad(1.5) * wave[3]
+    a, b = zoom * np.cos(angle), zoom * np.sin(angle)
+    dx, dy = amplitude * width * wave[0], 0.6 * amplitude * height * wave[1]
+    return np.array([[a, -b, cx - a * cx + b * cy + dx], [b, a, cy - b * cx - a * cy + dy]])
 
 
 def _smooth_landmarks(landmarks: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
@@ -221,7 +261,8 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
         watermark and a generation of coding loss that G and P must not inherit)."""
         for index, frame in progress(reader.iter_frames(start, stop), total=n, desc=desc, enabled=show):
             if config.camera_move:
-                frame = cv2.warpAffine(frame, camera_matrix(index - start, n, size, config.camera_amplitude),
+                frame = cv2.warpAffine(frame, camera_matrix(index - start, n, size, config.camera_amplitude,
+                                                            config.camera_style, config.seed),
                                        (probe.width, probe.height), flags=cv2.INTER_CUBIC,
                                        borderMode=cv2.BORDER_REFLECT)
             yield index - start, frame
@@ -243,6 +284,7 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
             hands = store["hands"][:]
         smooth = _smooth_landmarks(landmarks, valid, config.landmark_sigma_frames)
         regions = _regions()
+        layer = _detail_layer(smooth, valid, config, regions)
         rng = np.random.default_rng(config.seed)
         faults = []
         labels = {"source": source}  # not target.mp4: its bytes hold a creation time, the source's do not
@@ -262,13 +304,14 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
                     proxy.write(frame)
                     faults.append(None)
                     continue
-                g, p, record = _edit_frame(frame, smooth[index], hands[index], config, regions, draw)
+                g, p, record = _edit_frame(frame, smooth[index], hands[index], config, regions, draw, layer)
                 clean.write(g)
                 proxy.write(p)
                 faults.append(record)
         shutil.rmtree(tmp / "track")
         meta = {"source": str(source), "source_frames": [start, stop], "fps": f"{probe.fps_num}/{probe.fps_den}",
                 "config": asdict(config), "frames": n, "frames_with_face": int(valid.sum()),
+                "marks": None if layer is None else layer.marks,
                 "outlier_frames": [i for i, f in enumerate(faults) if f and f["outlier"]],
                 "faults": faults}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -281,8 +324,32 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
     return meta
 
 
+def _detail_layer(smooth: np.ndarray, valid: np.ndarray, config: BenchConfig,
+                  regions: dict[str, list[int]]) -> DetailLayer | None:
+    """The clip's detail layer (marks and texture), on the canvas of its first face; ``None`` when off.
+
+    It has its own generator (``[seed, 1]``), so switching it on changes none of the proxy's faults.
+    """
+    if not config.detail or not valid.any():
+        return None
+    first = int(np.flatnonzero(valid)[0])
+    reference = _edited(smooth[first], config, regions)
+    return make_detail_layer(reference, regions, np.random.default_rng([config.seed, 1]), spots=config.spots,
+                             lines=config.lines, brows=config.brows, texture=config.texture,
+                             mark_strength=config.mark_strength)
+
+
+def _edited(landmarks: np.ndarray, config: BenchConfig, regions: dict[str, list[int]]) -> np.ndarray:
+    """The landmarks after every geometry family of ``config``."""
+    edited = edit_landmarks(landmarks, config.edit_strength, regions)
+    if config.outline_strength or config.interior_strength:
+        edited = edit_geometry(edited, regions, config.outline_strength, config.interior_strength)
+    return edited
+
+
 def _edit_frame(frame: np.ndarray, landmarks: np.ndarray, hands: np.ndarray, config: BenchConfig,
-                regions: dict[str, list[int]], draw: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+                regions: dict[str, list[int]], draw: dict,
+                layer: DetailLayer | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """One frame of G (the consistent edit) and P (G with this frame's faults)."""
     import cv2
 
@@ -295,14 +362,16 @@ def _edit_frame(frame: np.ndarray, landmarks: np.ndarray, hands: np.ndarray, con
     region = (max(int(box[0]) - pad, 0), max(int(box[1]) - pad, 0),
               min(int(box[2]) + pad, width), min(int(box[3]) + pad, height))
     radius = 0.08 * span
-    edited = edit_landmarks(landmarks, config.edit_strength, regions)
-    warped = displacement_warp(frame, landmarks, edited, region, radius) if config.edit_strength else frame
+    edited = _edited(landmarks, config, regions)
+    warped = displacement_warp(frame, landmarks[:, :2], edited, region, radius) if config.geometry else frame
     oval = edited[regions["oval"]]
     skin = polygon_mask(oval, (height, width), 0.06 * span)
     real_hands = [h for h in hands if not np.isnan(h).any()]
     if real_hands:
         skin *= 1 - hand_mask(real_hands, (height, width), 0.03 * span)
     clean = _tone(warped, skin, config.tone_strength) if config.tone_strength else warped
+    if layer is not None:
+        clean = apply_detail(clean, layer, edited, skin, region)
     # P: paste a faulty copy of G's face back onto G through a jittered mask.
     face = clean
     record = {"outlier": bool(draw["outlier"]), "part": str(draw["part"]) if draw["outlier"] else None}

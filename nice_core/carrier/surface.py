@@ -1,0 +1,95 @@
+"""Surface coordinates: where on the face each crop pixel lies, for the carrier's identity texture.
+
+Why: a swap's fine identity detail (spots, lines, eyebrow texture) is fixed on the *skin*. A UNet that only
+sees the target crop must infer "a mole belongs 30 px left of the nostril" from the surrounding skin, which
+is uniform exactly where such marks sit; the fit learns the swap's global tone at once and the marks never
+(``docs/carrier.md``, "Why the carrier reverted"). Surface coordinates say where each pixel is on the face, so
+a texture indexed by them (:class:`~nice_core.carrier.unet.CarrierUNet` with ``texture_channels``) can hold
+the identity's static detail, shared by every frame; whatever flickers from frame to frame cannot be stored
+there, which is the carrier's stabilisation in a pose-free space (the idea of NICe Sec. 3.2.2's UV losses).
+
+How: the tracked landmarks in crop pixels, smoothed over time (zero-phase Gaussian, ``sigma_frames``; the
+crops themselves follow a smoothed alignment), span the face mesh (:mod:`nice_core.proxy.mesh`, eye and mouth
+holes closed). The canonical layout is the per-coordinate median of those landmarks over the clip. Per
+frame, a piecewise-affine map over the mesh triangles sends each crop pixel to its canonical position;
+:func:`surface_grid` returns it as a ``grid_sample`` grid in ``[-1, 1]`` with the mesh coverage. Cost: a few
+ms per 256 px frame; nothing is cached, memory holds ``(N, 478, 2)`` float32 landmarks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nice_core.face.alignment import apply_affine
+from nice_core.proxy.mesh import extended_points, piecewise_affine_maps
+
+__all__ = ["SurfaceCoords", "smooth_series"]
+
+
+def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase Gaussian smoothing of ``(N, K)`` values over time, each run of ``valid`` frames apart.
+
+    Ends are padded with the edge value; invalid rows are returned unchanged. ``sigma`` in frames.
+    """
+    out = np.asarray(values, dtype=np.float64).copy()
+    if sigma <= 0:
+        return out
+    radius = max(1, int(np.ceil(3 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(valid, np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        padded = np.pad(out[start:stop], ((radius, radius), (0, 0)), mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, len(kernel), axis=0)
+        out[start:stop] = windows @ kernel
+    return out
+
+
+class SurfaceCoords:
+    """Surface coordinates of one video's crops (see the module notes).
+
+    Args:
+        landmarks: ``(N, 478, 2+)`` landmarks in frame pixels (the store's ``landmarks``).
+        transforms: ``(N, 2, 3)`` frame -> crop affines (the store's ``transforms``).
+        has_face: ``(N,)`` bool.
+        crop_size: the store's crop side.
+        sigma_frames: temporal smoothing of the landmarks.
+    """
+
+    def __init__(self, landmarks: np.ndarray, transforms: np.ndarray, has_face: np.ndarray, crop_size: int,
+                 sigma_frames: float = 2.0) -> None:
+        has_face = np.asarray(has_face, bool)
+        if not has_face.any():
+            raise ValueError("no frame has a face")
+        n = len(has_face)
+        crop = np.zeros((n, landmarks.shape[1], 2), np.float64)
+        for i in np.flatnonzero(has_face):
+            crop[i] = apply_affine(np.asarray(transforms[i], np.float64), np.asarray(landmarks[i])[:, :2])
+        flat = smooth_series(crop.reshape(n, -1), has_face, sigma_frames)
+        self.crop_landmarks = flat.reshape(crop.shape).astype(np.float32)
+        self.canonical = extended_points(np.median(self.crop_landmarks[has_face], axis=0))
+        self.crop_size = int(crop_size)
+        self.has_face = has_face
+
+    @classmethod
+    def from_store(cls, store, sigma_frames: float = 2.0) -> SurfaceCoords:
+        """From an open :class:`~nice_core.store.FaceStore`."""
+        return cls(store["landmarks"][:], store["transforms"][:], store["has_face"][:], store.crop_size,
+                   sigma_frames)
+
+    def grid(self, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index``'s ``(size, size, 2)`` float32 grid (canonical x, y in ``[-1, 1]`` of the crop, for
+        ``grid_sample`` with ``align_corners=False``) and its ``(size, size)`` float32 mesh coverage in
+        ``{0, 1}`` (outside the mesh the grid holds the pixel's own crop position)."""
+        scale = size / self.crop_size
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+        gx, gy = (xs + 0.5) / scale, (ys + 0.5) / scale
+        covered = np.zeros((size, size), np.float32)
+        if self.has_face[index]:
+            target = extended_points(self.crop_landmarks[index]) * scale
+            map_x, map_y, inside = piecewise_affine_maps(self.canonical * scale, target, (0, 0, size, size))
+            gx = np.where(inside, (map_x + 0.5) / scale, gx)
+            gy = np.where(inside, (map_y + 0.5) / scale, gy)
+            covered = inside.astype(np.float32)
+        grid = np.stack([gx, gy], -1) * (2.0 / self.crop_size) - 1.0
+        return grid.astype(np.float32), covered
