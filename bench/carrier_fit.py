@@ -56,6 +56,11 @@ VARIANTS: dict[str, dict] = {
     "texture8": {"unet_texture_channels": 8},
     "texture8-lr1": {"unet_texture_channels": 8, "texture_lr_scale": 1.0},
     "texture8-full": {"unet_texture_channels": 8, "patch": None, "steps": 800},
+    "texture8-lr30": {"unet_texture_channels": 8, "texture_lr_scale": 30.0},
+    "texture16": {"unet_texture_channels": 16},
+    "texture8-steps4800": {"unet_texture_channels": 8, "steps": 4800},
+    "texture8-nounc": {"unet_texture_channels": 8, "loss_uncertainty": False},
+    "texture8-perc0": {"unet_texture_channels": 8, "loss_perceptual_weight": 0.0},
     "naive": {"unet_output": "direct", "patch": None, "steps": 800, "loss_perceptual_weight": 0.0,
               "loss_balanced": False, "warmup": 0.0, "schedule": "constant", "lr": 3e-4, "grad_clip": None},
 }

@@ -336,13 +336,17 @@ def _add_composite_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("re-compositing")
     group.add_argument("--paste", help="residual (default: the carrier's change is added) or replace")
     group.add_argument("--save-uncertainty", metavar="VIDEO", help="also write the carrier's sigma maps here")
+    group.add_argument("--swap-region", action=argparse.BooleanOptionalAction, default=None,
+                       help="paste through the face mask grown by where the proxy consistently differs from the "
+                            "target (default: on; --no-swap-region: the target's face mask only)")
 
 
 def _composite_config(args: argparse.Namespace):
     from nice_core.composite.render import CompositeConfig
 
     try:
-        return CompositeConfig(**({"paste": args.paste} if args.paste else {}))
+        values = {"paste": args.paste, "swap_region": args.swap_region}
+        return CompositeConfig(**{k: v for k, v in values.items() if v is not None})
     except ValueError as err:
         raise NiceError(str(err)) from None
 

@@ -13,6 +13,7 @@ def composite_input(wildcards):
 def composite_extra(wildcards):
     name = OUTPUT_VIDEO[wildcards.outpath]
     flags = ["--paste", COMPOSITE.get("paste", "residual")]
+    flags.append("--swap-region" if COMPOSITE.get("swap_region", True) else "--no-swap-region")
     if VIDEOS[name].identity is not None:
         flags += ["--identity", str(VIDEOS[name].identity)]
     return " ".join(map(shlex.quote, flags))

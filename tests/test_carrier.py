@@ -411,3 +411,53 @@ def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
     assert ff_o < 0.5 * ff_p
     assert flicker_o < 0.5 * flicker_p
     assert psnr_og > psnr_xg + 1.0
+
+
+# -- divergence and the identity texture -----------------------------------------------------------------
+
+
+def test_divergence_is_told_apart_from_noise() -> None:
+    from nice_core.carrier.fit import _divergence
+
+    history = [{"l1": 0.05, "s": 0.0}, {"l1": 0.04, "s": -2.0}]
+    assert _divergence({"l1": 0.045, "s": -2.5, "loss": 0.1, "grad_norm": 1.0}, history) is None
+    assert "L1" in _divergence({"l1": 0.08, "s": 1.7, "loss": 0.1, "grad_norm": 9.0}, history)
+    assert "log-variance" in _divergence({"l1": 0.05, "s": 737.0, "loss": 0.4, "grad_norm": 1.0}, history)
+    assert "non-finite" in _divergence({"l1": 0.05, "s": 0.0, "loss": float("nan"), "grad_norm": 1.0}, history)
+    assert _divergence({"l1": 0.9, "s": 0.0, "loss": 0.9, "grad_norm": 1.0}, []) is None  # nothing to compare
+
+
+def test_texture_carrier_needs_and_uses_surface_coordinates() -> None:
+    net = CarrierUNet(UNetConfig(base_channels=8, depth=3, texture_channels=4, texture_size=32))
+    x = torch.rand(2, 3, 64, 64)
+    grid = torch.rand(2, 64, 64, 2) * 2 - 1
+    covered = torch.ones(2, 1, 64, 64)
+    with pytest.raises(ValueError, match="surface grid"):
+        net(x)
+    with pytest.raises(ValueError, match="do not match"):
+        net(x, grid[:, :32], covered)
+    xo, s = net(x, grid, covered)
+    assert xo.shape == (2, 3, 64, 64) and s.shape == (2, 1, 64, 64)
+    xo.sum().backward()
+    assert net.texture.grad is not None and net.texture.grad.abs().sum() > 0
+    assert not CarrierUNet(TINY).uses_surface
+
+
+def test_texture_fit_runs_resumes_and_carries(bench: SimpleNamespace, tmp_path: Path) -> None:
+    """A texture carrier fits, resumes bit for bit after a stop, and runs over every frame."""
+    config = tiny_config(unet=UNetConfig(base_channels=8, depth=3, texture_channels=4, texture_size=64), epochs=2)
+    whole = fit_carrier(bench.store, None, config, tmp_path / "whole", log=quiet)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch: int, _state: dict) -> None:
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit_carrier(bench.store, None, config, tmp_path / "resumed", log=quiet, on_epoch=stop_after_first)
+    resumed = fit_carrier(bench.store, None, config, tmp_path / "resumed", log=quiet)
+    assert_identical(whole.state_dict(), resumed.state_dict())
+    out = list(run_carrier(whole, bench.store, 64))
+    assert len(out) == 24 and all(crop is not None and crop.shape == (128, 128, 3) for _, crop, _ in out)

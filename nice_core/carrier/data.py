@@ -13,6 +13,8 @@ dataset                   shape, dtype      meaning
 ========================  ================  ====================================================
 ``carrier/proxy_crops``   (N, S, S, 3) u1   proxy crop of target frame ``i`` (zeros where invalid)
 ``carrier/proxy_valid``   (N,) bool         frame has a face and a proxy frame (training frames)
+``carrier/swap_region``   (S, S) f4         where the proxy consistently differs from the target
+                                            (:mod:`nice_core.carrier.region`), for the paste mask
 ========================  ================  ====================================================
 
 Group attributes: ``proxy`` (path), ``proxy_sha256``, ``frame_offset``, ``rescale``, ``complete``. The
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nice_core.carrier.region import RegionAccumulator
 from nice_core.errors import InputError
 from nice_core.io.reader import VideoReader
 from nice_core.progress import progress
@@ -47,6 +50,7 @@ from nice_core.store import FaceStore
 
 __all__ = [
     "CARRIER_GROUP",
+    "SWAP_REGION",
     "CarrierDataset",
     "prepare_proxy_crops",
     "proxy_crops_ready",
@@ -57,6 +61,7 @@ __all__ = [
 CARRIER_GROUP = "carrier"
 PROXY_CROPS = f"{CARRIER_GROUP}/proxy_crops"
 PROXY_VALID = f"{CARRIER_GROUP}/proxy_valid"
+SWAP_REGION = f"{CARRIER_GROUP}/swap_region"
 
 
 def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -149,12 +154,16 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
                     frames = aligned_proxy_frames(reader, check)
                 else:
                     frames = reader.iter_frames()
+                region = RegionAccumulator(size)
                 for index, frame in progress(frames, total=n, desc="proxy crops", enabled=show_progress):
                     covered[index] = True
                     if has_face[index]:
-                        crops[index] = warp_to_crop(frame, transforms[index], size)
+                        crop = warp_to_crop(frame, transforms[index], size)
+                        crops[index] = crop
+                        region.add(store.crop(index), crop, store["masks"][index])
             usable = has_face & covered
             valid[...] = usable
+            group.create_dataset("swap_region", data=region.region())
             group.attrs["complete"] = bool(usable.any())
             count = int(usable.sum())
     finally:

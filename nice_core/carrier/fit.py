@@ -341,64 +341,144 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                 if isinstance(value, torch.Tensor) and key != "step":
                     param_state[key] = value.to(device)
         loss_fn = CarrierLoss(config.loss).to(device)
-        warmup_steps = round(config.warmup * plan.total_steps) if config.loss.uncertainty else 0
+        run = _Run(model, optimizer, generator, data, loss_fn, config, plan, device)
         model.train()
-        step = state["step"]
-        for epoch in range(state["epoch"], plan.epochs):
-            start = time.perf_counter()
-            totals: dict[str, float] = {}
-            peak_norm = 0.0
-            order = torch.randperm(plan.frames, generator=generator).tolist()
-            for first in range(0, plan.frames, config.batch_size):
-                lr = config.lr if config.schedule == "constant" else one_cycle_lr(
-                    step, plan.total_steps, config.lr, config.pct_start, config.div_factor, config.final_div_factor)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                items = order[first:first + config.batch_size]
-                xt, xref, mask = data.batch(items)
-                grid, covered = data.surface_batch(items) if model.uses_surface else (None, None)
-                if config.patch is not None and config.patch < data.size:
-                    y, x = torch.randint(0, data.size - config.patch + 1, (2,), generator=generator).tolist()
-                    xt, xref, mask = (t[..., y:y + config.patch, x:x + config.patch] for t in (xt, xref, mask))
-                    if grid is not None:
-                        grid = grid[:, y:y + config.patch, x:x + config.patch]
-                        covered = covered[..., y:y + config.patch, x:x + config.patch]
-                xt, xref, mask = (t.to(device) for t in (xt, xref, mask))
-                if grid is not None:
-                    grid, covered = grid.to(device), covered.to(device)
-                xo, s = model(xt, grid, covered)
-                loss, logs = loss_fn(xo, s, xref, mask, uncertainty=config.loss.uncertainty and step >= warmup_steps)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf))
-                if not (math.isfinite(logs["loss"]) and math.isfinite(norm)):
-                    raise FloatingPointError(f"carrier fit diverged at step {step + 1} (loss {logs['loss']}, "
-                                             f"gradient norm {norm}); try a lower lr or grad_clip")
-                optimizer.step()
-                step += 1
-                logs["grad_norm"] = norm
-                peak_norm = max(peak_norm, norm)
-                for key, value in logs.items():
-                    totals[key] = totals.get(key, 0.0) + value
-            seconds = time.perf_counter() - start
-            record = {key: round(value / plan.steps_per_epoch, 6) for key, value in totals.items()}
-            record.update(epoch=epoch + 1, seconds=round(seconds, 3), lr=lr, grad_norm_max=round(peak_norm, 6))
+        good = run.snapshot()
+        while state["epoch"] < plan.epochs:
+            epoch = state["epoch"]
+            record, step = run.epoch(state["step"], state.get("lr_scale", 1.0))
+            record["epoch"] = epoch + 1
+            reason = _divergence(record, state["history"])
+            if reason is not None:
+                state = _roll_back(run, good, state, record, reason, log)
+                continue
             state = {**state, "epoch": epoch + 1, "step": step, "history": [*state["history"], record],
-                     "train_seconds": round(state["train_seconds"] + seconds, 3),
+                     "train_seconds": round(state["train_seconds"] + record["seconds"], 3),
                      "complete": epoch + 1 == plan.epochs, "device": str(device), "threads": torch.get_num_threads()}
-            parts = ", ".join(f"{k} {record[k]:.4f}" for k in ("l1", "perceptual", "gradient", "s") if k in record)
-            parts += f", |grad| {record['grad_norm']:.3g} (max {peak_norm:.3g})"
-            log(f"carrier: epoch {epoch + 1}/{plan.epochs}, loss {record['loss']:.4f} ({parts}), "
-                f"{seconds:.1f} s, {1000 * seconds / plan.steps_per_epoch:.0f} ms/step")
+            log(_epoch_line(record, plan))
+            good = run.snapshot()
             if checkpoint_dir is not None:
                 rng = {"data": generator.get_state(), "torch": torch.get_rng_state()}
                 state["rng"] = {name: encode_bytes(value) for name, value in rng.items()}
                 write_checkpoint(checkpoint_dir, model, optimizer, rng, state)
-                if on_epoch is not None:
-                    on_epoch(epoch + 1, state)
-            elif on_epoch is not None:
+            if on_epoch is not None:
                 on_epoch(epoch + 1, state)
     return model.cpu().eval()
+
+
+#: An epoch whose mean L1 is this many times the best earlier epoch's, or whose mean log-variance is above
+#: :data:`DIVERGED_S`, has diverged: it is rolled back and redone at a lower learning rate.
+DIVERGED_L1 = 1.5
+DIVERGED_S = 8.0
+#: The learning rate is multiplied by this at each rollback; after :data:`MAX_ROLLBACKS` the fit stops.
+ROLLBACK_LR = 0.5
+MAX_ROLLBACKS = 4
+
+
+class _Run:
+    """The moving parts of one fit: one epoch at a time, and snapshots to roll back to."""
+
+    def __init__(self, model: CarrierUNet, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                 data: CarrierDataset, loss_fn: CarrierLoss, config: FitConfig, plan: FitPlan,
+                 device: torch.device) -> None:
+        self.model, self.optimizer, self.generator, self.data = model, optimizer, generator, data
+        self.loss_fn, self.config, self.plan, self.device = loss_fn, config, plan, device
+        self.warmup_steps = round(config.warmup * plan.total_steps) if config.loss.uncertainty else 0
+
+    def snapshot(self) -> dict:
+        """Copies of the weights, optimizer and data-order states (CPU memory, a few MB)."""
+        import copy
+
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()), "data": self.generator.get_state()}
+
+    def restore(self, snapshot: dict) -> None:
+        self.model.load_state_dict(snapshot["model"])
+        self.optimizer.load_state_dict(snapshot["optimizer"])
+        self.generator.set_state(snapshot["data"])
+
+    def _lr(self, step: int) -> float:
+        c = self.config
+        if c.schedule == "constant":
+            return c.lr
+        return one_cycle_lr(step, self.plan.total_steps, c.lr, c.pct_start, c.div_factor, c.final_div_factor)
+
+    def _batch(self, items: list[int]) -> tuple[torch.Tensor, ...]:
+        """One step's ``(xt, xref, mask, grid, covered)`` on the device (grid and covered ``None`` without
+        a texture), cut to a random ``patch`` window when training on windows."""
+        config, data = self.config, self.data
+        xt, xref, mask = data.batch(items)
+        grid, covered = data.surface_batch(items) if self.model.uses_surface else (None, None)
+        if config.patch is not None and config.patch < data.size:
+            y, x = torch.randint(0, data.size - config.patch + 1, (2,), generator=self.generator).tolist()
+            window = (slice(y, y + config.patch), slice(x, x + config.patch))
+            xt, xref, mask = (t[..., window[0], window[1]] for t in (xt, xref, mask))
+            if grid is not None:
+                grid, covered = grid[:, window[0], window[1]], covered[..., window[0], window[1]]
+        return tuple(None if t is None else t.to(self.device) for t in (xt, xref, mask, grid, covered))
+
+    def epoch(self, step: int, lr_scale: float) -> tuple[dict, int]:
+        """One pass over the frames from optimizer step ``step``; returns its record and the next step."""
+        config, plan, model = self.config, self.plan, self.model
+        start = time.perf_counter()
+        totals: dict[str, float] = {}
+        peak_norm, lr = 0.0, self._lr(step)
+        order = torch.randperm(plan.frames, generator=self.generator).tolist()
+        for first in range(0, plan.frames, config.batch_size):
+            lr = self._lr(step) * lr_scale
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            xt, xref, mask, grid, covered = self._batch(order[first:first + config.batch_size])
+            xo, s = model(xt, grid, covered)
+            loss, logs = self.loss_fn(xo, s, xref, mask,
+                                      uncertainty=config.loss.uncertainty and step >= self.warmup_steps)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf))
+            step += 1
+            logs["grad_norm"] = norm
+            peak_norm = max(peak_norm, norm)
+            for key, value in logs.items():
+                totals[key] = totals.get(key, 0.0) + value
+            if not (math.isfinite(logs["loss"]) and math.isfinite(norm)):
+                break  # do not step on it: the epoch is rolled back
+            self.optimizer.step()
+        seconds = time.perf_counter() - start
+        record = {key: round(value / plan.steps_per_epoch, 6) for key, value in totals.items()}
+        record.update(epoch=0, seconds=round(seconds, 3), lr=lr, grad_norm_max=round(peak_norm, 6))
+        return record, step
+
+
+def _divergence(record: dict, history: list[dict]) -> str | None:
+    """Why an epoch's record says the fit diverged (see :data:`DIVERGED_L1`), or ``None``."""
+    if not all(math.isfinite(record[k]) for k in ("loss", "grad_norm")):
+        return "a non-finite loss or gradient"
+    best = min((h["l1"] for h in history if "l1" in h), default=None)
+    if best is not None and "l1" in record and record["l1"] > DIVERGED_L1 * best:
+        return f"L1 {record['l1']:.4f} against the best epoch's {best:.4f}"
+    if record.get("s", 0.0) > DIVERGED_S:
+        return f"mean log-variance {record['s']:.1f} (the uncertainty term ran away)"
+    return None
+
+
+def _roll_back(run: _Run, good: dict, state: dict, record: dict, reason: str, log: Callable[[str], None]) -> dict:
+    """Restore the last good epoch and lower the learning rate; the state to continue from."""
+    rollbacks = state.get("rollbacks", 0) + 1
+    if rollbacks > MAX_ROLLBACKS:
+        raise FloatingPointError(f"carrier fit diverged {rollbacks} times (last: {reason}); "
+                                 "try a lower lr (--lr) or a smaller grad_clip")
+    run.restore(good)
+    scale = state.get("lr_scale", 1.0) * ROLLBACK_LR
+    log(f"carrier: warning: epoch {state['epoch'] + 1} diverged ({reason}); rolled back to epoch "
+        f"{state['epoch']} and continuing at {scale:g} x the learning rate")
+    return {**state, "lr_scale": scale, "rollbacks": rollbacks}
+
+
+def _epoch_line(record: dict, plan: FitPlan) -> str:
+    parts = ", ".join(f"{k} {record[k]:.4f}" for k in ("l1", "perceptual", "gradient", "s") if k in record)
+    parts += f", |grad| {record['grad_norm']:.3g} (max {record['grad_norm_max']:.3g})"
+    return (f"carrier: epoch {record['epoch']}/{plan.epochs}, loss {record['loss']:.4f} ({parts}), "
+            f"{record['seconds']:.1f} s, {1000 * record['seconds'] / plan.steps_per_epoch:.0f} ms/step")
 
 
 def _resume(directory: Path, model: CarrierUNet, optimizer: torch.optim.Optimizer, generator: torch.Generator,

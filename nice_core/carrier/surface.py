@@ -80,7 +80,22 @@ class SurfaceCoords:
     def grid(self, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``index``'s ``(size, size, 2)`` float32 grid (canonical x, y in ``[-1, 1]`` of the crop, for
         ``grid_sample`` with ``align_corners=False``) and its ``(size, size)`` float32 mesh coverage in
-        ``{0, 1}`` (outside the mesh the grid holds the pixel's own crop position)."""
+        ``[0, 1]`` (outside the mesh the grid holds the pixel's own crop position).
+
+        The map is piecewise affine, hence continuous: it is computed at half of ``size`` (at least 32
+        px) and upsampled bilinearly, which is exact inside each triangle up to the upsampling of its edges
+        and softens the coverage's edge by a pixel or two; it costs about 10 ms instead of 20 ms at 256 px.
+        """
+        import cv2
+
+        coarse = min(size, max(32, size // 2))
+        grid, covered = self._grid(index, coarse)
+        if coarse == size:
+            return grid, covered
+        return (cv2.resize(grid, (size, size), interpolation=cv2.INTER_LINEAR),
+                cv2.resize(covered, (size, size), interpolation=cv2.INTER_LINEAR))
+
+    def _grid(self, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         scale = size / self.crop_size
         ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
         gx, gy = (xs + 0.5) / scale, (ys + 0.5) / scale

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nice_core.carrier.data import SWAP_REGION
+from nice_core.carrier.region import paste_mask
 from nice_core.composite.paste import paste_back
 from nice_core.errors import InputError
 from nice_core.io import EncodeOptions, VideoProbe, VideoReader, probe_video
@@ -49,11 +51,15 @@ class CompositeConfig:
         paste: ``"residual"`` or ``"replace"`` (see the module notes).
         batch_size: crops per carrier forward pass.
         sigma_max: the ``sigma`` shown as white in the uncertainty video.
+        swap_region: paste through the face mask grown by the swap region (where the proxy consistently
+            differs from the target, :mod:`nice_core.carrier.region`), so changes of the outline are kept;
+            off: the target's face mask only.
     """
 
     paste: str = "residual"
     batch_size: int = 8
     sigma_max: float = 0.25
+    swap_region: bool = True
 
     def __post_init__(self) -> None:
         if self.paste not in PASTE_MODES:
@@ -80,6 +86,13 @@ def sigma_to_image(sigma: np.ndarray, sigma_max: float = 0.25) -> np.ndarray:
     """``(S, S)`` float sigma map -> ``(S, S, 3)`` ``uint8`` grey image, ``sigma_max`` and above white."""
     grey = np.clip(np.asarray(sigma, dtype=np.float32) / sigma_max, 0.0, 1.0)
     return np.repeat(np.round(255 * grey).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _crop_hands(store: FaceStore, index: int, matrix: np.ndarray) -> list[np.ndarray]:
+    """Frame ``index``'s hands in crop pixels."""
+    from nice_core.face.alignment import apply_affine
+
+    return [apply_affine(matrix, hand) for hand in store["hands"][index] if not np.isnan(hand).any()]
 
 
 def composite_video(target: str | Path, store_path: str | Path, model, output: str | Path, *,
@@ -120,6 +133,7 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
             raise InputError(f"{store_path} was not made from {target} ({store.n_frames} frames in the store, "
                              f"{probe.n_frames} in the video)")
         transforms = store["transforms"][:]
+        region = store[SWAP_REGION][:] if config.swap_region and SWAP_REGION in store.h5 else None
         reader = stack.enter_context(VideoReader(target, probe))
         writer = stack.enter_context(VideoWriter(output, probe.width, probe.height, probe.fps, audio_from=target,
                                                  encode=encode, label_inputs=inputs, label_kind="face manipulation",
@@ -137,7 +151,9 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
                 raise RuntimeError(f"frame {index} paired with carrier output {carried_index}")
             if crop is not None:
                 original = store.crop(index) if config.paste == "residual" else None
-                frame = paste_back(frame, crop, store.mask(index), transforms[index], original_crop=original)
+                mask = paste_mask(store["masks"][index], region, _crop_hands(store, index, transforms[index]),
+                                  0.02 * store.crop_size)
+                frame = paste_back(frame, crop, mask, transforms[index], original_crop=original)
                 refined += 1
             writer.write(frame)
             if sigma_writer is not None:
