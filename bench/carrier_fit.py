@@ -58,6 +58,8 @@ VARIANTS: dict[str, dict] = {
     "texture8-full": {"unet_texture_channels": 8, "patch": None, "steps": 800},
     "texture8-lr30": {"unet_texture_channels": 8, "texture_lr_scale": 30.0},
     "texture16": {"unet_texture_channels": 16},
+    "texture8-register": {"unet_texture_channels": 8, "register_proxy": True},
+    "register": {"register_proxy": True},
     "texture8-steps4800": {"unet_texture_channels": 8, "steps": 4800},
     "texture8-nounc": {"unet_texture_channels": 8, "loss_uncertainty": False},
     "texture8-perc0": {"unet_texture_channels": 8, "loss_perceptual_weight": 0.0},
@@ -168,6 +170,7 @@ def main() -> None:
             overrides["epochs"] = args.epochs
         config = with_overrides(FitConfig(), **overrides)
         plan = plan_fit(len(frames), config)
+        prepare_proxy_crops(store_path, bench / "proxy.mp4", check, register=config.register_proxy)
         t = time.perf_counter()
         model = fit_carrier(store_path, None, config, log=(lambda line: print(line, flush=True)) if args.verbose
                             else (lambda line: None))

@@ -120,7 +120,7 @@ def make_clip(name: str, work: Path) -> Path:
 def peers(folder: Path) -> dict[str, Path]:
     from flow_filter import flow_filter
 
-    videos = {"target X": folder / "target.mp4", "proxy P": folder / "proxy.mp4"}
+    videos = {"target X": folder / "target.mp4", "clean G": folder / "clean.mp4", "proxy P": folder / "proxy.mp4"}
     if not (folder / "gaussian.mp4").is_file():
         gaussian_baseline(folder / "proxy.mp4", folder / "gaussian.mp4")
     if not (folder / "flow_filter.mp4").is_file():
@@ -166,6 +166,7 @@ def acceptance(rows: dict[str, dict], nice: str) -> dict[str, bool]:
             "PSNR(O,G) >= filter's": o["psnr_g"] >= f["psnr_g"],
             "PSNR(O,G) > PSNR(O,X)": o["psnr_g"] > o["psnr_x"],
             "e_stab <= 1.5 x original": o["e_stab"] <= 1.5 * o["target_e_stab"],
+            "e_stab <= 1.5 x clean G's": o["e_stab"] <= 1.5 * rows["clean G"]["e_stab"],
             "detail >= 0.9": o["detail"] >= 0.9,
             "fine-detail transfer >= 0.8": (o["fdt"] or 0) >= 0.8}
 

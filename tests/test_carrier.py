@@ -461,3 +461,33 @@ def test_texture_fit_runs_resumes_and_carries(bench: SimpleNamespace, tmp_path: 
     assert_identical(whole.state_dict(), resumed.state_dict())
     out = list(run_carrier(whole, bench.store, 64))
     assert len(out) == 24 and all(crop is not None and crop.shape == (128, 128, 3) for _, crop, _ in out)
+
+
+def test_a_runaway_fit_is_rolled_back_then_stopped_with_one_line(bench: SimpleNamespace) -> None:
+    """At an absurd learning rate every epoch diverges: each is rolled back at half the rate, with a warning,
+    and after the last allowed rollback the fit stops with an error that says what to change."""
+    lines: list[str] = []
+    config = tiny_config(lr=50.0, schedule="constant", grad_clip=None, epochs=2, warmup=0.0)
+    with pytest.raises(FloatingPointError, match="diverged 5 times.*lower lr"):
+        fit_carrier(bench.store, None, config, log=lines.append)
+    warnings = [line for line in lines if "rolled back" in line]
+    assert len(warnings) == 4
+    assert "0.0625 x the learning rate" in warnings[-1]
+
+
+def test_a_rollback_restores_the_weights_and_the_data_order(bench: SimpleNamespace) -> None:
+    from nice_core.carrier.fit import _Run
+
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = CarrierUNet(config.unet)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    with CarrierDataset(bench.store, config.size) as data:
+        run = _Run(model, optimizer, generator, data, CarrierLoss(config.loss), config,
+                   plan_fit(len(data), config), torch.device("cpu"))
+        before = run.snapshot()
+        first, _ = run.epoch(0, 1.0)
+        run.restore(before)
+        again, _ = run.epoch(0, 1.0)
+    assert first["l1"] == again["l1"] and first["loss"] == again["loss"]

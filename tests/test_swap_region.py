@@ -44,3 +44,29 @@ def test_paste_mask_keeps_the_face_and_keeps_hands_out():
     hand = np.array([[12.0 + (k % 5), 12.0 + k // 5] for k in range(21)])
     with_hand = paste_mask(face, region, [hand], 2.0)
     assert with_hand[14, 14] < 0.1 and with_hand[30, 30] == 1.0
+
+
+def test_registration_undoes_a_sub_pixel_shift_of_the_face():
+    import cv2
+
+    from nice_core.carrier.register import register_proxy_crop
+
+    rng = np.random.default_rng(1)
+    size = 128
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 2.0)
+    target = np.repeat(np.clip(128 + 400 * noise, 0, 255)[..., None], 3, 2).astype(np.uint8)
+    mask = (_disc(size, 40) * 255).astype(np.uint8)
+    shift = (1.3, -0.7)
+    moved = cv2.warpAffine(target, np.array([[1, 0, shift[0]], [0, 1, shift[1]]]), (size, size),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    registered, found, response = register_proxy_crop(moved, target, mask)
+    assert np.allclose(found, shift, atol=0.15) and response > 0.3
+    inside = _disc(size, 30)
+    before = np.abs(moved.astype(float) - target)[inside].mean()
+    after = np.abs(registered.astype(float) - target)[inside].mean()
+    assert after < 0.25 * before
+    far = cv2.warpAffine(target, np.array([[1.0, 0, 9], [0, 1, 0]]), (size, size), borderMode=cv2.BORDER_REPLICATE)
+    kept, found, _ = register_proxy_crop(far, target, mask, max_shift=4.0)
+    assert found == (0.0, 0.0) and np.array_equal(kept, far)
+    unrelated = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    assert register_proxy_crop(unrelated, target, mask)[1] == (0.0, 0.0)

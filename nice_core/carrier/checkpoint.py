@@ -121,7 +121,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise InputError(f"not a readable safetensors file: {path} ({err})") from None
     if metadata.get("format") != FORMAT:
         raise InputError(f"{path} is not a nice-core carrier checkpoint (format {metadata.get('format')!r})")
-    out = Checkpoint(UNetConfig(**json.loads(metadata["unet"])), {}, state=json.loads(metadata.get("state", "{}")))
+    unet = json.loads(metadata["unet"])
+    unet.setdefault("texture_channels", 0)  # carriers written before the identity texture existed have none
+    out = Checkpoint(UNetConfig(**unet), {}, state=json.loads(metadata.get("state", "{}")))
     for key, value in tensors.items():
         kind, _, rest = key.partition(".")
         if kind == "model":

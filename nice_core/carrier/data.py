@@ -13,6 +13,7 @@ dataset                   shape, dtype      meaning
 ========================  ================  ====================================================
 ``carrier/proxy_crops``   (N, S, S, 3) u1   proxy crop of target frame ``i`` (zeros where invalid)
 ``carrier/proxy_valid``   (N,) bool         frame has a face and a proxy frame (training frames)
+``carrier/proxy_shift``   (N, 2) f4         the shift undone by registration (px; 0: not registered)
 ``carrier/swap_region``   (S, S) f4         where the proxy consistently differs from the target
                                             (:mod:`nice_core.carrier.region`), for the paste mask
 ========================  ================  ====================================================
@@ -43,6 +44,7 @@ import torch
 from torch import Tensor
 
 from nice_core.carrier.region import RegionAccumulator
+from nice_core.carrier.register import register_proxy_crop
 from nice_core.errors import InputError
 from nice_core.io.reader import VideoReader
 from nice_core.progress import progress
@@ -99,7 +101,7 @@ def proxy_crops_ready(store_path: str | Path) -> bool:
 
 
 def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *, force: bool = False,
-                        show_progress: bool = False) -> int:
+                        show_progress: bool = False, register: bool = True) -> int:
     """Cache the proxy's crops in the store (``carrier/``), streaming the proxy once.
 
     Args:
@@ -109,6 +111,9 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
             offset and rescale are applied); ``None``: the proxy must have the target's frame count and size.
         force: redo the cache even if a complete one for the same proxy (same SHA-256 and offset) exists.
         show_progress: show a progress line.
+        register: shift each proxy crop's face onto the target crop's
+            (:func:`~nice_core.carrier.register.register_proxy_crop`); the shifts go to
+            ``carrier/proxy_shift``.
 
     Returns:
         The number of training frames (frames with a face and a proxy frame).
@@ -127,7 +132,8 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
         if not force and CARRIER_GROUP in store.h5:
             attrs = store.h5[CARRIER_GROUP].attrs
             if (attrs.get("complete", False) and attrs.get("proxy_sha256") == digest
-                    and int(attrs.get("frame_offset", 0)) == offset and attrs.get("crop_size") == store.crop_size):
+                    and int(attrs.get("frame_offset", 0)) == offset and attrs.get("crop_size") == store.crop_size
+                    and bool(attrs.get("registered", False)) == register):
                 return int(store.h5[PROXY_VALID][:].sum())
     try:
         with FaceStore.open(store_path, "r+") as store:
@@ -139,7 +145,7 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
                 del store.h5[CARRIER_GROUP]
             group = store.h5.create_group(CARRIER_GROUP)
             group.attrs.update(proxy=str(proxy), proxy_sha256=digest, frame_offset=offset, rescale=rescale,
-                               crop_size=size, complete=False)
+                               crop_size=size, registered=register, complete=False)
             space = h5py.h5s.create_simple((n, size, size, 3))
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_chunk((1, size, size, 3))
@@ -155,15 +161,20 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
                 else:
                     frames = reader.iter_frames()
                 region = RegionAccumulator(size)
+                shifts = np.zeros((n, 2), np.float32)
                 for index, frame in progress(frames, total=n, desc="proxy crops", enabled=show_progress):
                     covered[index] = True
                     if has_face[index]:
-                        crop = warp_to_crop(frame, transforms[index], size)
+                        crop, target, mask = warp_to_crop(frame, transforms[index], size), store.crop(index), \
+                            store["masks"][index]
+                        if register:
+                            crop, shifts[index], _ = register_proxy_crop(crop, target, mask)
                         crops[index] = crop
-                        region.add(store.crop(index), crop, store["masks"][index])
+                        region.add(target, crop, mask)
             usable = has_face & covered
             valid[...] = usable
             group.create_dataset("swap_region", data=region.region())
+            group.create_dataset("proxy_shift", data=shifts)
             group.attrs["complete"] = bool(usable.any())
             count = int(usable.sum())
     finally:

@@ -104,6 +104,8 @@ class FitConfig:
         grad_clip: clip the global gradient norm to this before each step; ``None``: no clipping.
         warmup: share of the steps trained without the uncertainty term, in ``[0, 1)``.
         texture_lr_scale: the identity texture's learning rate over ``lr`` (with ``unet.texture_channels``).
+        register_proxy: shift each proxy crop's face onto the target's before fitting
+            (:mod:`nice_core.carrier.register`: undoes the swap's per-frame misalignment).
         seed: seeds the initial weights and the data order.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; CUDA falls back to the CPU with a warning.
         threads: ``torch.set_num_threads`` during the fit; ``None`` leaves torch's choice.
@@ -128,6 +130,7 @@ class FitConfig:
     grad_clip: float | None = 10.0
     warmup: float = 0.3
     texture_lr_scale: float = 10.0
+    register_proxy: bool = True
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -319,7 +322,7 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
     config = config or FitConfig()
     log = log or _stderr
     if proxy is not None:
-        prepare_proxy_crops(store_path, proxy, check)
+        prepare_proxy_crops(store_path, proxy, check, register=config.register_proxy)
     device = resolve_device(config.device, log)
     with _torch_settings(config.threads, device), CarrierDataset(store_path, config.size) as data:
         plan = plan_fit(len(data), config)

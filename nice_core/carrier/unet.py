@@ -35,6 +35,15 @@ exactly (outside the swapped face, the proxy is the target) ``D -> 0``, ``s -> l
 weight ``exp(-s)`` piles onto those pixels until the fit diverges (seen on the benchmark: ``s`` hit the old
 bound of -10 and the output saturated). There is no upper bound: a large ``s`` only mutes a pixel.
 
+**The identity texture** (``texture_channels``, default 8). The network's input is the target crop and
+``C`` channels of a learnt ``(C, T, T)`` texture (zeros at the start), sampled (``grid_sample``, bilinear)
+at every pixel's surface coordinates, plus the mesh coverage. A swap's identity detail is fixed on the skin;
+without the texture the network must recognise "30 px left of the nostril" from uniform skin to draw a mole
+there, and on footage it was not tuned on it learnt neither the marks nor, after a diverged epoch, the
+swap's tone (``docs/carrier.md``). The texture is shared by every frame, so it can hold only what the proxy
+shows consistently: per-frame flicker averages out of it. Its learning rate is ``texture_lr_scale`` x the
+network's (Adam, no weight decay).
+
 **Where ``s`` comes from** (``s_head``). ``"detached"`` (default): a small branch (3x3 conv, LeakyReLU, 1x1
 conv) on the last decoder features with the gradient stopped, so fitting ``s`` cannot pull the shared
 layers away from the image. ``"shared"``: the fourth channel of the same 1x1 head as the RGB (the textbook
@@ -70,9 +79,9 @@ class UNetConfig:
         s_min: soft lower bound on ``s``.
         s_head: ``"detached"`` or ``"shared"`` (see the module notes).
         texture_channels: channels of the identity texture (0: none, the network sees the target crop
-            only). With ``C > 0`` the network also sees ``C`` channels of a learnt texture, sampled at each
-            pixel's surface coordinates (:mod:`nice_core.carrier.surface`): a place, shared by every frame,
-            for the swap's static detail (see "The identity texture" below).
+            only, as in the paper). With ``C > 0`` the network also sees ``C`` channels of a learnt texture,
+            sampled at each pixel's surface coordinates (:mod:`nice_core.carrier.surface`), and the mesh
+            coverage: a place, shared by every frame, for the swap's static detail (see the module notes).
         texture_size: side of the texture, in texels over the crop's canonical face.
     """
 
@@ -82,7 +91,7 @@ class UNetConfig:
     output: str = "residual"
     s_min: float = -5.0
     s_head: str = "detached"
-    texture_channels: int = 0
+    texture_channels: int = 8
     texture_size: int = 256
 
     def __post_init__(self) -> None:
@@ -171,7 +180,7 @@ class CarrierUNet(nn.Module):
         super().__init__()
         self.config = config = config or UNetConfig()
         ch = [config.channels(level) for level in range(config.depth + 1)]
-        self.inc = _DoubleConv(3 + config.texture_channels, ch[0])
+        self.inc = _DoubleConv(3 + config.texture_channels + (1 if config.texture_channels else 0), ch[0])
         if config.texture_channels:
             # Zeros: at the start the texture adds nothing and the network is the plain carrier.
             self.texture = nn.Parameter(torch.zeros(1, config.texture_channels, config.texture_size,
@@ -197,9 +206,17 @@ class CarrierUNet(nn.Module):
         return self.config.texture_channels > 0
 
     def sample_texture(self, grid: Tensor, covered: Tensor) -> Tensor:
-        """The texture at ``grid`` ``(B, H, W, 2)`` (``[-1, 1]``), zero where ``covered`` ``(B, 1, H, W)`` is 0."""
+        """The texture at ``grid`` ``(B, H, W, 2)`` (``[-1, 1]``) and the coverage ``(B, 1, H, W)``: ``C + 1``
+        channels.
+
+        Outside the face mesh the grid is the pixel's own crop position (the crops are aligned, so that is
+        still roughly a place on the head): the texture is sampled there too, so changes just past the
+        target's outline (a wider jaw) have a place to be learnt, and the coverage channel tells the network
+        which kind of coordinate it sees.
+        """
         texture = self.texture.expand(grid.shape[0], -1, -1, -1)
-        return F.grid_sample(texture, grid, mode="bilinear", padding_mode="zeros", align_corners=False) * covered
+        sampled = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return torch.cat([sampled, covered], 1)
 
     def forward(self, xt: Tensor, grid: Tensor | None = None, covered: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:
