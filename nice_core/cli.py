@@ -602,12 +602,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Argument destinations that name a command's inputs, its output files and its output folders (the
+#: ``output`` of these commands is a folder). Checked together before any command runs.
+INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "carrier", "check", "video_check",
+              "proxy_check", "probe", "config", "uncertainty", "vgg19_weights", "source", "metrics", "file", "audio",
+              "c2pa_key", "c2pa_cert")
+OUTPUT_FILE_ARGS = ("output", "json", "save_uncertainty", "log")
+OUTPUT_FOLDER_ARGS = ("outdir", "work_dir", "checkpoint_dir", "videos_dir")
+FOLDER_OUTPUT_COMMANDS = ("track", "demo")
+
+
+def _flag(dest: str) -> str:
+    return {"video": "VIDEO", "source": "SOURCE", "metrics": "METRICS", "file": "FILE", "outdir": "OUTDIR"}.get(
+        dest, "--" + dest.replace("_", "-"))
+
+
+def _guard_paths(args: argparse.Namespace) -> None:
+    """Refuse an output that is an input, used twice or not writable, before any work (:mod:`nice_core.io.guard`)."""
+    from nice_core.io.guard import check_paths
+
+    def pick(names: Sequence[str]) -> dict:
+        return {_flag(n): getattr(args, n) for n in names if isinstance(getattr(args, n, None), (str, list))}
+
+    files, folders = pick(OUTPUT_FILE_ARGS), pick(OUTPUT_FOLDER_ARGS)
+    if args.command in FOLDER_OUTPUT_COMMANDS and "--output" in files:
+        folders["--output"] = files.pop("--output")
+    check_paths(pick(INPUT_ARGS), files, folders)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace, _Cleanup], int] = args.func
     cleanup = _Cleanup()
     try:
+        _guard_paths(args)
         return func(args, cleanup)
     except NiceError as err:
         cleanup.run()
