@@ -630,11 +630,23 @@ def _guard_paths(args: argparse.Namespace) -> None:
     check_paths(pick(INPUT_ARGS), files, folders)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``kill``, ``timeout`` and SLURM send), handled like Ctrl-C: partial outputs go, work kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import errno
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace, _Cleanup], int] = args.func
     cleanup = _Cleanup()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _guard_paths(args)
         return func(args, cleanup)
@@ -642,10 +654,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         cleanup.run()
         print(f"nice-core: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        cleanup.run()
+        print("nice-core: terminated (SIGTERM); finished stages are kept, a rerun resumes", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         cleanup.run()
         print("nice-core: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        cleanup.run()
+        print(f"nice-core: error: no space left on device writing {err.filename or 'an output'}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

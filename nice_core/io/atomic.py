@@ -6,8 +6,10 @@ Also the one place that refuses to overwrite an input.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,11 +29,52 @@ def refuse_input_overwrite(output: str | Path, inputs: Iterable[str | Path | Non
             raise OutputError(f"refusing to overwrite an input file: {output}")
 
 
+def _owner_tag() -> str:
+    """``host.pid``: who writes a partial file (hosts differ on a cluster's shared disk)."""
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:40] or "host"
+    return f"{host}.{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(path: str | Path) -> list[Path]:
+    """Delete the partial files (and their logs) of earlier writers of ``path`` that died on this host.
+
+    A writer killed by SIGKILL, or a machine that lost power, leaves ``.<stem>.<host>.<pid>-<random>
+    <suffix>.partial`` (and a video writer its ``.log``) next to the output; the next writer of the same
+    output removes those whose process is gone. Partials of live processes, and of other hosts (a shared
+    disk), are left alone. Returns what was removed.
+    """
+    path = Path(path)
+    host = _owner_tag().rsplit(".", 1)[0]
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.{glob.escape(host)}.*"):
+        if not candidate.name.endswith((".partial", ".log")):
+            continue
+        pid_part = candidate.name[len(f".{path.stem}.{host}."):].split("-", 1)[0]
+        if pid_part.isdigit() and not _alive(int(pid_part)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 def temporary_sibling(path: str | Path, suffix: str | None = None) -> Path:
-    """A fresh, unused path in the same directory as ``path`` (so a rename is atomic)."""
+    """A fresh, unused path in the same directory as ``path`` (so a rename is atomic), named after its
+    writer (:func:`remove_stale_partials` runs first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=(suffix or path.suffix) + ".partial",
+    remove_stale_partials(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{_owner_tag()}-", suffix=(suffix or path.suffix) + ".partial",
                                 dir=path.parent)
     os.close(fd)
     umask = os.umask(0)

@@ -188,10 +188,12 @@ class VideoWriter:
         self._log.unlink(missing_ok=True)
 
     def _fail(self, what: str) -> None:
-        tail = self._log.read_text(errors="replace").strip().splitlines()[-1:] if self._log.exists() else []
+        lines = self._log.read_text(errors="replace").strip().splitlines() if self._log.exists() else []
         self.abort()
-        detail = f": {tail[0][:300]}" if tail else ""
-        raise OutputError(f"writing {self.path} failed, {what}{detail}")
+        if any("No space left on device" in line for line in lines):
+            raise OutputError(f"no space left on device writing {self.path}")
+        cause = ffmpeg_cause(lines)
+        raise OutputError(f"writing {self.path} failed, {what}" + (f": {cause[:300]}" if cause else ""))
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -201,6 +203,20 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+#: ffmpeg's closing lines that only say *that* it failed, not why.
+_GENERIC = ("Conversion failed!", "Error while filtering", "Exiting normally", "Error closing file")
+
+
+def ffmpeg_cause(lines: list[str]) -> str:
+    """The line of an ffmpeg log that says why it failed: the last line that names an error and is not one
+    of ffmpeg's generic closing lines, else the last line ("" for an empty log)."""
+    lines = [line.strip() for line in lines if line.strip()]
+    keys = ("error", "invalid", "not supported", "could not", "cannot", "unable", "denied", "no such", "failed")
+    telling = [line for line in lines if any(k in line.lower() for k in keys)
+               and not any(line.startswith(g) for g in _GENERIC)]
+    return (telling or lines or [""])[-1]
 
 
 def _muxer_for(path: Path) -> str:
@@ -223,7 +239,7 @@ def extract_audio(video: str | Path, output: str | Path) -> Path | None:
     result = subprocess.run(cmd, capture_output=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
-        last = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise OutputError(f"extracting audio from {video} failed: {last[0][:300]}")
+        cause = ffmpeg_cause(result.stderr.decode(errors="replace").splitlines())
+        raise OutputError(f"extracting audio from {video} failed: {cause[:300]}")
     os.replace(tmp, output)
     return output

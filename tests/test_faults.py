@@ -1,0 +1,93 @@
+"""Faults while writing: SIGTERM and SIGKILL leave nothing behind (or the next run removes it), a full disk
+is one line, and ffmpeg's failures say why (issue 12, items 2, 5 and 6). Real child processes and a real
+tmpfs where the machine allows mounting one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nice_core.io.atomic import remove_stale_partials, temporary_sibling
+from nice_core.io.writer import ffmpeg_cause
+
+pytestmark = pytest.mark.slow
+
+
+def _swap_cmd(clip: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "nice_core", "swap", "--identity", str(clip), "--target", str(clip), "-o", str(out)]
+
+
+def _wait_for_partial(folder: Path, proc: subprocess.Popen, timeout: float = 120) -> list[Path]:
+    start = time.time()
+    while time.time() - start < timeout and proc.poll() is None:
+        partials = [p for p in folder.iterdir() if p.name.endswith(".partial")]
+        if partials and partials[0].stat().st_size > 0:
+            return partials
+        time.sleep(0.2)
+    raise AssertionError("no partial output appeared")
+
+
+def test_sigterm_during_writing_is_handled_like_ctrl_c(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.mp4"
+    proc = subprocess.Popen(_swap_cmd(sample, out), stderr=subprocess.PIPE, text=True)
+    _wait_for_partial(tmp_path, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "terminated (SIGTERM)" in err.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_killed_writer_leaves_partials_that_the_next_run_removes(sample: Path, short_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.mp4"
+    proc = subprocess.Popen(_swap_cmd(sample, out), stderr=subprocess.DEVNULL)
+    left = _wait_for_partial(tmp_path, proc)
+    proc.kill()
+    proc.wait(timeout=60)
+    time.sleep(0.5)  # ffmpeg notices its closed pipe and exits
+    assert all(p.exists() for p in left)
+    subprocess.run(_swap_cmd(short_clip, out), check=True, timeout=300, stderr=subprocess.DEVNULL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mp4"]
+
+
+def test_stale_partials_of_live_writers_and_other_hosts_are_kept(tmp_path: Path) -> None:
+    out = tmp_path / "v.mp4"
+    mine = temporary_sibling(out)  # this process is alive
+    other_host = tmp_path / ".v.some-other-node.1.mp4.partial"
+    other_host.write_text("x")
+    dead = tmp_path / mine.name.replace(f".{os.getpid()}-", ".999999999-")
+    dead.write_text("x")
+    (tmp_path / dead.name.replace(".partial", ".log")).write_text("x")
+    removed = remove_stale_partials(out)
+    assert sorted(p.name for p in removed) == sorted([dead.name, dead.name.replace(".partial", ".log")])
+    assert mine.exists() and other_host.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_full_disk_is_one_line_and_leaves_nothing(short_clip: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(small)]).returncode:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        result = subprocess.run(_swap_cmd(short_clip, small / "p.mp4"), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"nice-core: error: no space left on device writing {small / 'p.mp4'}")
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_ffmpeg_cause_skips_the_generic_closing_lines() -> None:
+    log = ["Input #0, rawvideo", "[mp4 @ 0x1] Could not find tag for codec vp9 in stream #0", "Conversion failed!"]
+    assert ffmpeg_cause(log) == "[mp4 @ 0x1] Could not find tag for codec vp9 in stream #0"
+    assert ffmpeg_cause(["frame=  10 fps=0.0", "Conversion failed!"]) == "Conversion failed!"
+    assert ffmpeg_cause([]) == ""
