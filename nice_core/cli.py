@@ -610,6 +610,7 @@ INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "car
 OUTPUT_FILE_ARGS = ("output", "json", "save_uncertainty", "log")
 OUTPUT_FOLDER_ARGS = ("outdir", "work_dir", "checkpoint_dir", "videos_dir")
 FOLDER_OUTPUT_COMMANDS = ("track", "demo")
+VIDEO_OUTPUT_COMMANDS = ("swap", "external-swap", "refine", "composite")
 
 
 def _flag(dest: str) -> str:
@@ -628,6 +629,12 @@ def _guard_paths(args: argparse.Namespace) -> None:
     if args.command in FOLDER_OUTPUT_COMMANDS and "--output" in files:
         folders["--output"] = files.pop("--output")
     check_paths(pick(INPUT_ARGS), files, folders)
+    if args.command in VIDEO_OUTPUT_COMMANDS:
+        from nice_core.io.writer import check_output_format
+
+        for video in (getattr(args, "output", None), getattr(args, "save_uncertainty", None)):
+            if video:
+                check_output_format(video, getattr(args, "codec", None) or "libx264")
 
 
 class Terminated(KeyboardInterrupt):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from nice_core.carrier.fit import FitConfig, fit_carrier
 from nice_core.composite.render import CompositeConfig, composite_video
-from nice_core.errors import InputError, NiceError
+from nice_core.errors import InputError, NiceError, OutputError
 from nice_core.face import TrackConfig, track_video
 from nice_core.io import EncodeOptions, probe_video
 from nice_core.io.atomic import refuse_input_overwrite
@@ -109,7 +109,7 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
     created = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
     store_path = work / "face.h5"
-    finished = False
+    finished, stage = False, "tracking"
     try:
         t = time.perf_counter()
         if store_matches(store_path, target, track):
@@ -118,22 +118,26 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
             track_video(target, work, track, probe=probe, show_progress=show_progress)
         seconds["tracking"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t, stage = time.perf_counter(), "fitting"
         model = fit_carrier(store_path, proxy, fit, work / "checkpoint", check=check, log=log)
         state = json.loads((work / "checkpoint" / "state.json").read_text())
         seconds["fitting"] = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t, stage = time.perf_counter(), "compositing"
         labels = {"proxy": proxy, **({"identity": identity} if identity is not None else {})}
         result = composite_video(target, store_path, model, output, size=fit.size, config=composite, encode=encode,
                                  uncertainty_output=uncertainty_output, label_inputs=labels, probe=probe,
                                  show_progress=show_progress)
         seconds["compositing"] = time.perf_counter() - t
         finished = True
-    except NiceError:
-        # Bad input found while tracking (no face): leave nothing behind.
-        if created:
-            shutil.rmtree(work, ignore_errors=True)
+    except NiceError as err:
+        if created and stage != "compositing" and not isinstance(err, OutputError):
+            shutil.rmtree(work, ignore_errors=True)  # bad input (no face, a proxy that does not fit): nothing kept
+        else:  # a failure to write keeps every finished stage: the rerun redoes only what failed
+            log(f"kept {work} (the finished stages); rerun the same command to resume")
+        raise
+    except BaseException:
+        log(f"kept {work} (the finished stages); rerun the same command to resume")
         raise
     finally:
         if finished and not (explicit_work or keep_work):

@@ -45,7 +45,8 @@ def test_sigterm_during_writing_is_handled_like_ctrl_c(sample: Path, tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_killed_writer_leaves_partials_that_the_next_run_removes(sample: Path, short_clip: Path, tmp_path: Path) -> None:
+def test_a_killed_writer_leaves_partials_that_the_next_run_removes(sample: Path, short_clip: Path,
+                                                                  tmp_path: Path) -> None:
     out = tmp_path / "p.mp4"
     proc = subprocess.Popen(_swap_cmd(sample, out), stderr=subprocess.DEVNULL)
     left = _wait_for_partial(tmp_path, proc)

@@ -84,3 +84,34 @@ def test_the_installed_command_says_it_in_one_line(work) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "nice-core: error: refusing to write --output t.mp4: it is the input VIDEO (t.mp4)"]
+
+
+@pytest.mark.parametrize(("output", "words"), [("out.webm", "WebM cannot hold libx264"),
+                                               ("out.avi", "AVI cannot carry the synthetic-media label"),
+                                               ("out.xyz", "not a supported video container")])
+def test_impossible_video_formats_are_refused_before_any_work(work, capsys, output, words) -> None:
+    refused(["refine", "--target", "t.mp4", "--proxy", "p.mp4", "-o", output], capsys, words)
+    refused(["swap", "--identity", "t.mp4", "--target", "t.mp4", "-o", output], capsys, words)
+    assert not (work / output).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".mov", ".mkv", ".webm"])
+def test_every_accepted_container_carries_the_label(tmp_path, suffix) -> None:
+    from fractions import Fraction
+
+    import numpy as np
+
+    from nice_core.io import EncodeOptions, VideoWriter, probe_video
+    from nice_core.provenance.verify import verify_file
+
+    out = tmp_path / f"v{suffix}"
+    codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+    encode = EncodeOptions(codec=codec, crf=30, preset=None if suffix == ".webm" else "veryfast")
+    frames = 24
+    with VideoWriter(out, 128, 96, Fraction(24), encode=encode) as writer:
+        for i in range(frames):
+            writer.write(np.full((96, 128, 3), 40 + 4 * i, np.uint8))
+    assert probe_video(out).n_frames == frames
+    report = verify_file(out)
+    assert report.label_found, f"no metadata label in {suffix}: {report.tags}"

@@ -65,7 +65,7 @@ def test_writer_codec_and_quality_are_options(tmp_path):
                 w.write(f)
         sizes[crf] = out.stat().st_size
     assert sizes[0] > sizes[40]
-    out = tmp_path / "mpeg4.avi"
+    out = tmp_path / "mpeg4.mkv"
     with VideoWriter(out, 64, 48, Fraction(30000, 1001), encode=EncodeOptions(codec="mpeg4", crf=None,
                                                                                 preset=None)) as w:
         for f in frames:

@@ -125,8 +125,9 @@ class VideoWriter:
         if audio_from is not None and _has_audio(Path(audio_from)):
             streams.append(ffmpeg.input(str(audio_from)).audio)
             kwargs["acodec"] = "copy"
+        check_output_format(self.path, encode.codec)
         kwargs["f"] = _muxer_for(self.path)
-        if kwargs["f"] == "mp4":
+        if kwargs["f"] in ("mp4", "mov"):
             kwargs["movflags"] = "+use_metadata_tags"
         args = ffmpeg.output(*streams, str(self._tmp), **kwargs).overwrite_output().compile(cmd=ffmpeg_exe())
         digests = input_digests(label_inputs)
@@ -219,9 +220,27 @@ def ffmpeg_cause(lines: list[str]) -> str:
     return (telling or lines or [""])[-1]
 
 
+#: Containers a video output may use (they carry the metadata label), and the codecs WebM can hold.
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+WEBM_CODECS = ("libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1", "librav1e", "vp8", "vp9", "av1")
+
+
+def check_output_format(path: str | Path, codec: str) -> None:
+    """Refuse, before any work, a container that cannot carry the label or cannot hold ``codec``.
+
+    AVI drops container tags (the metadata label) and mis-times B-frames, so it is refused; WebM holds only
+    VP8, VP9 and AV1.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in MUXERS:
+        raise OutputError(f"cannot write {path}: {suffix or 'no extension'} is not a supported video container "
+                          f"(use {', '.join(MUXERS)}; AVI cannot carry the synthetic-media label)")
+    if suffix == ".webm" and codec not in WEBM_CODECS:
+        raise OutputError(f"cannot write {path}: WebM cannot hold {codec}; use .mp4/.mkv or --codec libvpx-vp9")
+
+
 def _muxer_for(path: Path) -> str:
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
-            ".webm": "webm"}.get(path.suffix.lower(), "mp4")
+    return MUXERS.get(path.suffix.lower(), "mp4")
 
 
 def extract_audio(video: str | Path, output: str | Path) -> Path | None:
