@@ -59,6 +59,8 @@ def _from_videos(section: dict, base: Path, generator: str) -> list[VideoSpec]:
     specs = []
     for name, entry in (section or {}).items():
         name = str(name)
+        if entry in (None, ""):
+            continue  # `name: null` removes an entry another config file brought (Snakemake merges videos:)
         if isinstance(entry, dict):
             unknown = set(entry) - {"target", "proxy", "identity", "reference", "method"}
             if unknown or "target" not in entry:
