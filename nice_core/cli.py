@@ -618,8 +618,9 @@ def _flag(dest: str) -> str:
         dest, "--" + dest.replace("_", "-"))
 
 
-def _guard_paths(args: argparse.Namespace) -> None:
-    """Refuse an output that is an input, used twice or not writable, before any work (:mod:`nice_core.io.guard`)."""
+def _guard_paths(args: argparse.Namespace) -> list[str]:
+    """Refuse an output that is an input, used twice or not writable, before any work (:mod:`nice_core.io.guard`);
+    return the outputs, which :func:`main` locks (:mod:`nice_core.io.lock`)."""
     from nice_core.io.guard import check_paths
 
     def pick(names: Sequence[str]) -> dict:
@@ -629,12 +630,15 @@ def _guard_paths(args: argparse.Namespace) -> None:
     if args.command in FOLDER_OUTPUT_COMMANDS and "--output" in files:
         folders["--output"] = files.pop("--output")
     check_paths(pick(INPUT_ARGS), files, folders)
+    outputs = [path for value in (*files.values(), *folders.values()) for path in
+               (value if isinstance(value, list) else [value])]
     if args.command in VIDEO_OUTPUT_COMMANDS:
         from nice_core.io.writer import check_output_format
 
         for video in (getattr(args, "output", None), getattr(args, "save_uncertainty", None)):
             if video:
                 check_output_format(video, getattr(args, "codec", None) or "libx264")
+    return outputs
 
 
 class Terminated(KeyboardInterrupt):
@@ -646,8 +650,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import contextlib
     import errno
     import signal
+
+    from nice_core.io.lock import output_lock
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -655,8 +662,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cleanup = _Cleanup()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        _guard_paths(args)
-        return func(args, cleanup)
+        with contextlib.ExitStack() as locks:
+            for output in _guard_paths(args):
+                locks.enter_context(output_lock(output))
+            return func(args, cleanup)
     except NiceError as err:
         cleanup.run()
         print(f"nice-core: error: {err}", file=sys.stderr)

@@ -25,9 +25,10 @@ def _swap_cmd(clip: Path, out: Path) -> list[str]:
 
 
 def _wait_for_partial(folder: Path, proc: subprocess.Popen, timeout: float = 120) -> list[Path]:
+    """The partial files ``proc`` itself writes, once it has started writing."""
     start = time.time()
     while time.time() - start < timeout and proc.poll() is None:
-        partials = [p for p in folder.iterdir() if p.name.endswith(".partial")]
+        partials = [p for p in folder.iterdir() if p.name.endswith(".partial") and f".{proc.pid}-" in p.name]
         if partials and partials[0].stat().st_size > 0:
             return partials
         time.sleep(0.2)
@@ -92,3 +93,27 @@ def test_ffmpeg_cause_skips_the_generic_closing_lines() -> None:
     assert ffmpeg_cause(log) == "[mp4 @ 0x1] Could not find tag for codec vp9 in stream #0"
     assert ffmpeg_cause(["frame=  10 fps=0.0", "Conversion failed!"]) == "Conversion failed!"
     assert ffmpeg_cause([]) == ""
+
+
+def test_a_second_writer_of_the_same_output_fails_at_once(sample: Path, tmp_path: Path) -> None:
+    """One writer per output: the second gets one line naming the first; a killed holder blocks nobody."""
+    out = tmp_path / "p.mp4"
+    first = subprocess.Popen(_swap_cmd(sample, out), stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_partial(tmp_path, first)
+        second = subprocess.run(_swap_cmd(sample, out), capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith("nice-core: error: ") and f"pid {first.pid}" in line and "being written" in line
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    third = subprocess.run(_swap_cmd(sample, out)[:-2] + ["-o", str(tmp_path / "q.mp4")], timeout=300,
+                           capture_output=True)
+    assert third.returncode == 0
+    assert not (tmp_path / ".q.mp4.lock").exists()
+    assert (tmp_path / ".p.mp4.lock").exists()  # the killed holder's file: harmless, the lock died with it
+    rerun = subprocess.Popen(_swap_cmd(sample, out), stderr=subprocess.DEVNULL)
+    _wait_for_partial(tmp_path, rerun)  # it writes: not blocked by the dead holder's lock file
+    rerun.kill()
+    rerun.wait(timeout=60)
