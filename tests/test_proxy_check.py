@@ -29,6 +29,8 @@ def proxies(tmp_path_factory, short_clip, sample) -> dict[str, Path]:
     make("late3", "-vf", "tpad=start=3:start_mode=clone")  # 3 repeats of frame 0 first: 51 frames
     make("early3", "-vf", "select=gte(n\\,3),setpts=N/FRAME_RATE/TB")  # frames 3-47: 45 frames
     make("short_tail", "-frames:v", "45")  # frames 0-44: ends early, no offset
+    make("late3_same", "-vf", "tpad=start=3:start_mode=clone", "-frames:v", "48")  # late 3, trimmed to 48
+    make("early3_same", "-vf", "select=gte(n\\,3),setpts=N/FRAME_RATE/TB,tpad=stop=3:stop_mode=clone")  # 48
     make("half", "-vf", "scale=320:180")
     make("cropped", "-vf", "crop=480:360")
     make("fps25", "-r", "25")
@@ -89,6 +91,20 @@ def test_offset_is_refused_when_not_corrected(short_clip, proxies):
     with pytest.raises(InputError, match=r"proxy is offset by -3 frames from target \(3 frames early: proxy frame "
                                          r"t-3 shows target frame t, \d+\.\dx better fit than no offset\): .*early3"):
         check_proxy(short_clip, proxies["early3"], correct_offset=False)
+
+
+@pytest.mark.parametrize("name, offset, covered", [("late3_same", 3, range(45)), ("early3_same", -3, range(3, 48))])
+def test_an_offset_proxy_padded_or_trimmed_to_the_targets_length_uses_the_overlap(short_clip, proxies, name, offset,
+                                                                                   covered):
+    check = check_proxy(short_clip, proxies[name])
+    assert (check.frame_offset, check.proxy.n_frames, check.covered) == (offset, 48, covered)
+    where = "late" if offset > 0 else "early"
+    assert check.notes[1] == (f"proxy has 48 frames 3 frames {where}: target frames {covered.start}-"
+                              f"{covered.stop - 1} have a proxy frame, 3 have none")
+    with VideoReader(short_clip) as target, VideoReader(proxies[name]) as proxy:
+        pairs = dict(aligned_proxy_frames(proxy, check))
+        assert sorted(pairs) == list(covered)
+        assert psnr(pairs[30], target[30]) > 35
 
 
 def test_frame_count_not_explained_by_an_offset(short_clip, proxies):
@@ -166,3 +182,14 @@ def test_offset_at_the_edge_of_the_search_is_refused(short_clip, proxies):
         check_proxy(short_clip, proxies["early3"], max_offset=3)
     check = check_proxy(short_clip, proxies["early3"], max_offset=4)
     assert check.frame_offset == -3 and check.offsets == tuple(range(-4, 5))
+
+
+def test_eval_scores_an_offset_proxy_on_the_frames_it_covers(short_clip, proxies):
+    from nice_core.metrics import evaluate
+
+    check = check_proxy(short_clip, proxies["late3_same"])
+    result = evaluate(short_clip, short_clip, proxy=proxies["late3_same"], proxy_offset=check.frame_offset,
+                      show_progress=False)
+    curve = result["proxy_metrics"]["per_frame"]["landmark_nme_2d"]
+    assert len(curve) == 48 and curve[-3:] == [None, None, None]
+    assert all(v is not None and v < 0.02 for v in curve[5:40])  # the aligned proxy is the target itself

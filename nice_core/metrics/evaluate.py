@@ -68,7 +68,9 @@ class _Stream:
 
     def __init__(self, reader: VideoReader, size: tuple[int, int], with_reference: bool, offset: int = 0) -> None:
         self.reader = reader
-        self.frames = reader.iter_frames(offset)
+        self.offset = offset
+        self.available = reader.probe.n_frames
+        self.frames = reader.iter_frames(max(0, offset))
         self.size = size
         self.detector = FaceMeshDetector(max_faces=2)
         self.tracker = SubjectTracker(SubjectRule(), reacquire_after=12)
@@ -78,9 +80,15 @@ class _Stream:
         self.fine_terms: list[tuple[float, float] | None] = []
         self.embeddings: list[float] = []
 
-    def next_frame(self) -> np.ndarray:
+    def covers(self, t: int) -> bool:
+        """Whether target frame ``t`` has a frame in this video (a proxy with an offset may lack a few)."""
+        return 0 <= t + self.offset < self.available
+
+    def next_frame(self, t: int = 0) -> np.ndarray | None:
         import cv2
 
+        if not self.covers(t):
+            return None
         _, frame = next(self.frames)
         if frame.shape[:2] != self.size:
             frame = cv2.resize(frame, self.size[::-1], interpolation=cv2.INTER_AREA)
@@ -88,7 +96,12 @@ class _Stream:
 
 
 def _open(path: str | Path, n: int, role: str, offset: int = 0) -> VideoReader:
+    """Open an evaluated video; the video itself must cover every target frame, a proxy with a frame offset
+    at least half of them (the frames it lacks get no values)."""
     probe = probe_video(path)
+    covered = min(n, probe.n_frames - offset) - max(0, -offset)
+    if role == "proxy" and offset and covered >= 0.5 * n:
+        return VideoReader(path, probe)
     if offset < 0:
         raise InputError(f"{role} {path} starts {-offset} frames after the target; evaluation needs every frame")
     if probe.n_frames != n + offset:
@@ -134,9 +147,10 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         baseline_detail: list[float | None] = []
         try:
             for t in progress(range(n), total=n, desc="eval", enabled=show, stream=console):
-                frames = {key: s.next_frame() for key, s in streams.items()}
+                frames = {key: s.next_frame(t) for key, s in streams.items()}
                 ref_frame = next(ref_frames)[1] if ref_frames is not None else None
-                landmarks = {key: s.tracker.update(s.detector.detect(frames[key])) for key, s in streams.items()}
+                landmarks = {key: s.tracker.update(s.detector.detect(frames[key])) for key, s in streams.items()
+                             if frames[key] is not None}
                 target_lm = landmarks["target"]
                 mask = face_region_mask(target_lm, size) if target_lm is not None else np.zeros(size, bool)
                 empty = np.zeros(size, bool)
@@ -146,8 +160,14 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
                 baseline = ref_frame if ref_frame is not None else frames["target"]
                 baseline_detail.append(detail(baseline, mask))
                 for key, stream in streams.items():
-                    frame, lm = frames[key], landmarks[key]
+                    frame, lm = frames[key], landmarks.get(key)
                     values = stream.values
+                    if frame is None:  # a proxy frame the offset leaves out
+                        for name in values:
+                            values[name].append(None)
+                        stream.fine_terms.append(None)
+                        stream.previous = None
+                        continue
                     values["e_stab"].append(None if flow is None or stream.previous is None
                                             else warp_error(frame, stream.previous, flow, mask))
                     stream.previous = frame

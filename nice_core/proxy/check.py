@@ -244,10 +244,18 @@ def check_proxy(
                              f"shows target frame t, {gain:.1f}x better fit than no offset): {proxy} vs {target}")
         notes.append(f"proxy is {where}; corrected (proxy frame t{offset:+d} shows target frame t)")
     if n_p != n_t + offset:
-        because = f"with the proxy {where}" if offset else f"with no frame offset found{unclear}"
-        raise InputError(f"proxy frame count does not match the target's: {proxy} has {n_p} frames, {target} has "
-                         f"{n_t}; {because} the proxy should have {n_t + offset}")
-    if offset < 0:
+        covered = range(max(0, -offset), min(n_t, n_p - offset))
+        if offset == 0 or len(covered) < 0.5 * n_t:
+            because = f"with the proxy {where}" if offset else f"with no frame offset found{unclear}"
+            raise InputError(f"proxy frame count does not match the target's: {proxy} has {n_p} frames, {target} "
+                             f"has {n_t}; {because} the proxy should have {n_t + offset}"
+                             + (f" (or at least cover half the target; it covers {len(covered)})" if offset else ""))
+        # A constant offset with the proxy padded or trimmed to some length (what swappers write): use the
+        # frames that overlap; the others have no proxy frame.
+        missing = n_t - len(covered)
+        notes.append(f"proxy has {n_p} frames {where}: target {_span(covered)} have a proxy frame, "
+                     f"{missing} {'has' if missing == 1 else 'have'} none")
+    if offset < 0 and n_p == n_t + offset:
         notes.append(f"target {_span(range(-offset))} {'has' if offset == -1 else 'have'} no proxy frame")
     return ProxyCheck(tp, pp, offset, rescale, float(confidence), matched_share, motion_share, tuple(offsets),
                       tuple(float(e) for e in errors), tuple(notes))
