@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,3 +241,27 @@ def test_demo_refuses_bad_input_and_leaves_nothing(bad_inputs: dict[str, Path], 
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nice-core: error:")]
         assert len(errors) == 1 and words in errors[0], errors
         assert not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_failure_to_write_keeps_the_fit(bench: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture
+                                          ) -> None:
+    """The output's disk fills up after the fit: one line, the work folder (an explicit --work-dir) keeps the
+    store and the finished fit, and the rerun only writes."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(small)]).returncode:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    work = tmp_path / "work"
+    common = ["--target", str(bench.target), "--proxy", str(bench.proxy), "--work-dir", str(work), "--epochs", "2",
+              *TINY]
+    try:
+        code, _, err = refine(capsys, "--output", str(small / "r.mp4"), *common)
+        assert code == 2
+        assert f"no space left on device writing {small / 'r.mp4'}" in err and f"kept {work}" in err
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert (work / "face.h5").is_file() and json.loads((work / "checkpoint" / "state.json").read_text())["complete"]
+    code, out, err = refine(capsys, "--output", str(tmp_path / "r.mp4"), *common)
+    assert code == 0 and "reusing" in err and "carrier: epoch" not in err
