@@ -94,6 +94,8 @@ def carrier_flags(section: dict) -> str:
 
 
 def _load_section(path: str | None, section: str) -> dict:
+    from nice_core.errors import yaml_error_line
+
     if not path:
         return {}
     import yaml
@@ -101,7 +103,7 @@ def _load_section(path: str | None, section: str) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise NiceError(f"cannot read config {path}: {err}") from None
+        raise NiceError(f"cannot read config {path}: {yaml_error_line(err)}") from None
     return dict(data.get(section) or {})
 
 

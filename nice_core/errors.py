@@ -24,3 +24,13 @@ class NoFaceError(NiceError):
 
 class OutputError(NiceError):
     """An output cannot be written (for example it would overwrite an input)."""
+
+
+def yaml_error_line(err: Exception) -> str:
+    """A YAML parse error (four lines from PyYAML) as one line: what, and where (line and column, 1-based)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(err).split())
+    context = getattr(err, "context", None)
+    return f"{problem}{f' ({context})' if context else ''} at line {mark.line + 1}, column {mark.column + 1}"

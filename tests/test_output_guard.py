@@ -115,3 +115,10 @@ def test_every_accepted_container_carries_the_label(tmp_path, suffix) -> None:
     assert probe_video(out).n_frames == frames
     report = verify_file(out)
     assert report.label_found, f"no metadata label in {suffix}: {report.tags}"
+
+
+def test_a_yaml_error_is_one_line_with_its_place(work, capsys) -> None:
+    (work / "bad.yaml").write_text("face:\n  crop_size: [1, 2\n  x: 3\n")
+    refused(["track", "t.mp4", "-o", "out", "--config", "bad.yaml"], capsys, "cannot read config bad.yaml",
+            "at line 3, column 4")
+    assert not (work / "out").exists()

@@ -205,7 +205,9 @@ def cmd_provenance(args: argparse.Namespace, cleanup: Any = None) -> int:
         try:
             config = run_config(yaml.safe_load(Path(args.config).read_text()) or {})
         except (OSError, yaml.YAMLError) as err:
-            raise InputError(f"cannot read {args.config}: {err}") from None
+            from nice_core.errors import yaml_error_line
+
+            raise InputError(f"cannot read {args.config}: {yaml_error_line(err)}") from None
     else:
         config = {}
     video = json.loads(args.video_json) if args.video_json else None
