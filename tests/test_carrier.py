@@ -507,3 +507,13 @@ def test_the_reported_divergence_no_longer_derails_the_fit(bench: SimpleNamespac
     assert history[-1]["l1"] < 1.2 * best[-1] and max(h["s"] for h in history) < 8
     rollbacks = json.loads((tmp_path / "ckpt" / "state.json").read_text()).get("rollbacks", 0)
     assert len([line for line in lines if "rolled back" in line]) == rollbacks
+
+
+def test_a_long_epoch_reports_its_progress(bench: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nice_core.carrier.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "PROGRESS_SECONDS", 0.0)  # every step counts as "long" here
+    lines: list[str] = []
+    fit_carrier(bench.store, None, tiny_config(epochs=1), log=lines.append)
+    steps = [line for line in lines if ": step " in line]
+    assert steps and steps[0].startswith("carrier: epoch 1/1: step 1/") and "L1 so far" in steps[0]

@@ -349,7 +349,7 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         good = run.snapshot()
         while state["epoch"] < plan.epochs:
             epoch = state["epoch"]
-            record, step = run.epoch(state["step"], state.get("lr_scale", 1.0))
+            record, step = run.epoch(state["step"], state.get("lr_scale", 1.0), log, epoch + 1)
             record["epoch"] = epoch + 1
             reason = _divergence(record, state["history"])
             if reason is not None:
@@ -376,6 +376,8 @@ DIVERGED_S = 8.0
 #: The learning rate is multiplied by this at each rollback; after :data:`MAX_ROLLBACKS` the fit stops.
 ROLLBACK_LR = 0.5
 MAX_ROLLBACKS = 4
+#: Within an epoch longer than this (seconds), a progress line every this often.
+PROGRESS_SECONDS = 60.0
 
 
 class _Run:
@@ -420,10 +422,14 @@ class _Run:
                 grid, covered = grid[:, window[0], window[1]], covered[..., window[0], window[1]]
         return tuple(None if t is None else t.to(self.device) for t in (xt, xref, mask, grid, covered))
 
-    def epoch(self, step: int, lr_scale: float) -> tuple[dict, int]:
-        """One pass over the frames from optimizer step ``step``; returns its record and the next step."""
+    def epoch(self, step: int, lr_scale: float, log: Callable[[str], None] | None = None,
+              number: int = 0) -> tuple[dict, int]:
+        """One pass over the frames from optimizer step ``step``; returns its record and the next step.
+
+        A long epoch (a long clip) says how far it is every :data:`PROGRESS_SECONDS` through ``log``.
+        """
         config, plan, model = self.config, self.plan, self.model
-        start = time.perf_counter()
+        start = last_note = time.perf_counter()
         totals: dict[str, float] = {}
         peak_norm, lr = 0.0, self._lr(step)
         order = torch.randperm(plan.frames, generator=self.generator).tolist()
@@ -443,6 +449,11 @@ class _Run:
             peak_norm = max(peak_norm, norm)
             for key, value in logs.items():
                 totals[key] = totals.get(key, 0.0) + value
+            if log is not None and time.perf_counter() - last_note > PROGRESS_SECONDS:
+                done = first // config.batch_size + 1
+                log(f"carrier: epoch {number}/{plan.epochs}: step {done}/{plan.steps_per_epoch}, "
+                    f"L1 so far {totals.get('l1', 0.0) / done:.4f}")
+                last_note = time.perf_counter()
             if not (math.isfinite(logs["loss"]) and math.isfinite(norm)):
                 break  # do not step on it: the epoch is rolled back
             self.optimizer.step()
