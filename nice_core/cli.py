@@ -265,7 +265,7 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     result = evaluate(args.target, args.video, proxy=args.proxy, identity=args.identity, reference=args.reference,
                       name=args.name, method=args.method, show_progress=not args.quiet,
                       video_offset=offset_of(args.video_check), proxy_offset=offset_of(args.proxy_check),
-                      uncertainty=args.uncertainty)
+                      uncertainty=args.uncertainty, subject=args.subject)
     print(format_table(result))
     if args.json:
         write_json(cleanup.track(Path(args.json)), result)
@@ -563,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--proxy", help="the proxy, evaluated alongside for a proxy-vs-output table")
     ev.add_argument("--identity", help="identity image: adds the identity distance")
     ev.add_argument("--reference", help="clean ground truth (e.g. a benchmark's clean.mp4): adds PSNR and SSIM")
+    ev.add_argument("--subject", default="largest", help="whose face the metrics follow, as in tracking: largest, "
+                    "index:N (N-th from the left) or a reference image (default: largest); the other videos are "
+                    "measured on the face at the same place")
     ev.add_argument("--json", help="write every number, per-frame curves included, to this JSON file")
     ev.add_argument("--video-check", help="a `nice-core check-proxy` JSON for --video: apply its frame offset")
     ev.add_argument("--proxy-check", help="a `nice-core check-proxy` JSON for --proxy: apply its frame offset")

@@ -10,7 +10,7 @@ def evaluated_video(wildcards):
 
 def eval_extra(wildcards):
     s = spec(wildcards)
-    flags = ["--name", wildcards.video, "--method", s.method]
+    flags = ["--name", wildcards.video, "--method", s.method, "--subject", str(config.get("face", {}).get("subject", "largest"))]
     if COMPOSITE.get("save_uncertainty", False):
         flags += ["--uncertainty", str(uncertainty_path(wildcards.video))]
     if s.identity is not None:

@@ -109,3 +109,34 @@ def test_masked_psnr_and_ssim_only_look_inside():
     assert masked_psnr(a, b, mask) == 100.0
     assert masked_ssim(a, b, mask) == pytest.approx(1.0, abs=1e-6)
     assert masked_psnr(a, b, ~mask) < 15
+
+
+@pytest.fixture(scope="module")
+def two_people(clips):
+    """Two faces side by side (the sample and its mirror image): in the target the left one is larger, in the
+    "video" the right one is, so "the largest face" is a different person in each."""
+    target, video = clips / "two_target.mp4", clips / "two_video.mp4"
+    run_ffmpeg("-i", str(clips / "short.mp4"), "-frames:v", "24", "-an", "-filter_complex",
+               "[0:v]scale=320:180[a];[0:v]hflip,scale=256:144,pad=320:180:32:18[b];[a][b]hstack", "-c:v",
+               "libx264", "-crf", "16", str(target))
+    run_ffmpeg("-i", str(clips / "short.mp4"), "-frames:v", "24", "-an", "-filter_complex",
+               "[0:v]scale=288:162,pad=320:180:16:9[a];[0:v]hflip,scale=320:180[b];[a][b]hstack", "-c:v",
+               "libx264", "-crf", "16", str(video))
+    return target, video
+
+
+def test_eval_compares_the_same_person_on_a_two_person_clip(two_people):
+    target, video = two_people
+    result = evaluate(target, video, show_progress=False, subject="index:0")
+    assert result["landmark_nme_2d"] < 0.6  # the left face, a little smaller: not the other person (~8)
+    default = evaluate(target, video, show_progress=False)
+    assert default["landmark_nme_2d"] < 0.6  # "largest" is the target's largest, followed in the video
+
+
+def test_eval_refuses_a_video_that_is_not_the_targets_picture(clip24, clips):
+    from nice_core.errors import InputError
+
+    cropped = clips / "cropped43.mp4"
+    run_ffmpeg("-i", str(clip24), "-vf", "crop=480:360", "-c:v", "libx264", "-crf", "16", str(cropped))
+    with pytest.raises(InputError, match="another aspect ratio"):
+        evaluate(clip24, cropped, show_progress=False)

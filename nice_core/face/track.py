@@ -22,12 +22,18 @@ import numpy as np
 
 from nice_core.errors import NoFaceError
 from nice_core.face.alignment import alignment_params, apply_affine, crop_matrix, smooth_params
-from nice_core.face.identity import embedding_distance, face_embedding, reference_embedding
 from nice_core.face.landmarks import FaceMeshDetector, HandDetector, native_stderr_silenced
 from nice_core.face.mask import face_mask
 from nice_core.face.pose import head_pose
 from nice_core.face.preview import draw_preview
-from nice_core.face.tracking import SubjectRule, SubjectTracker, face_box, gap_runs, interpolate_run
+from nice_core.face.tracking import (
+    SubjectRule,
+    SubjectTracker,
+    face_box,
+    gap_runs,
+    interpolate_run,
+    reference_distance,
+)
 from nice_core.io.atomic import temporary_sibling
 from nice_core.io.probe import VideoProbe, probe_video
 from nice_core.io.reader import VideoReader
@@ -80,13 +86,6 @@ class TrackResult:
 
     def summary(self) -> str:
         return f"{self.frames_with_face}/{self.n_frames} frames with a face"
-
-
-def _reference_distance(rule: SubjectRule):
-    if rule.mode != "reference":
-        return None
-    reference = reference_embedding(rule.reference)
-    return lambda frame: (lambda face: embedding_distance(face_embedding(frame, face), reference))
 
 
 def _detect_pass(reader: VideoReader, store: FaceStore, config: TrackConfig, fps: float,
@@ -205,7 +204,7 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
     video, out_dir = Path(video), Path(out_dir)
     probe = probe or probe_video(video)
     fps = float(probe.fps)
-    distance_for = _reference_distance(SubjectRule.parse(config.subject))  # checks the reference image first
+    distance_for = reference_distance(SubjectRule.parse(config.subject))  # checks the reference image first
     out_dir.mkdir(parents=True, exist_ok=True)
     store_path, preview_path = out_dir / "face.h5", out_dir / "preview.mp4"
     tmp_store = temporary_sibling(store_path)

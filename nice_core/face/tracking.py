@@ -77,6 +77,17 @@ def choose_subject(faces: list[np.ndarray], rule: SubjectRule,
     return int(np.argmin([distance_to_reference(face) for face in faces]))
 
 
+def reference_distance(rule: SubjectRule) -> Callable[[np.ndarray], Callable[[np.ndarray], float]] | None:
+    """For a reference rule, ``frame -> (face landmarks -> embedding distance to the reference image)``;
+    ``None`` for the other rules."""
+    if rule.mode != "reference":
+        return None
+    from nice_core.face.identity import embedding_distance, face_embedding, reference_embedding
+
+    reference = reference_embedding(rule.reference)
+    return lambda frame: (lambda face: embedding_distance(face_embedding(frame, face), reference))
+
+
 class SubjectTracker:
     """Picks the subject's landmarks out of each frame's faces.
 

@@ -17,8 +17,8 @@ import numpy as np
 from nice_core.errors import InputError
 from nice_core.face.identity import SAME_PERSON_DISTANCE, embedding_distance, face_embedding, reference_embedding
 from nice_core.face.landmarks import FaceMeshDetector, native_stderr_silenced
-from nice_core.face.tracking import SubjectRule, SubjectTracker
-from nice_core.io import VideoReader, probe_video
+from nice_core.face.tracking import SubjectRule, SubjectTracker, reference_distance
+from nice_core.io import VideoProbe, VideoReader, probe_video
 from nice_core.metrics.attributes import gaze_error_deg, landmark_nme, pose_error_deg
 from nice_core.metrics.image import (
     FINE_SIGMA_PX,
@@ -66,14 +66,15 @@ _PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "
 class _Stream:
     """One evaluated video: its frames, face tracker, previous frame and per-frame measures."""
 
-    def __init__(self, reader: VideoReader, size: tuple[int, int], with_reference: bool, offset: int = 0) -> None:
+    def __init__(self, reader: VideoReader, size: tuple[int, int], with_reference: bool, offset: int = 0,
+                 rule: SubjectRule | None = None) -> None:
         self.reader = reader
         self.offset = offset
         self.available = reader.probe.n_frames
         self.frames = reader.iter_frames(max(0, offset))
         self.size = size
         self.detector = FaceMeshDetector(max_faces=2)
-        self.tracker = SubjectTracker(SubjectRule(), reacquire_after=12)
+        self.tracker = SubjectTracker(rule or SubjectRule(), reacquire_after=12)
         self.previous: np.ndarray | None = None
         keys = _PER_FRAME if with_reference else _PER_FRAME[:-len(_REFERENCE_KEYS)]
         self.values: dict[str, list[float | None]] = {k: [] for k in keys}
@@ -95,10 +96,53 @@ class _Stream:
         return frame
 
 
-def _open(path: str | Path, n: int, role: str, offset: int = 0) -> VideoReader:
+#: A face in an evaluated video is the target's subject when its box overlaps the subject's by this much.
+SAME_PLACE_IOU = 0.3
+
+
+def _subjects(streams: dict[str, _Stream], frames: dict[str, np.ndarray | None], distance_for) -> dict:
+    """Every stream's landmarks of the *target's* subject in this frame.
+
+    The target's tracker follows ``subject`` (as tracking does); the other videos show the same scene, so
+    their subject is the face at the same place (box IoU at least :data:`SAME_PLACE_IOU`), whatever its size:
+    on a clip with two people the metrics compare the same person, not whichever face is largest.
+    """
+    from nice_core.face.tracking import box_iou, face_box
+
+    target = streams["target"]
+    faces = target.detector.detect(frames["target"])
+    subject = target.tracker.update(faces, distance_for(frames["target"]) if distance_for else None)
+    out = {"target": subject}
+    for key, stream in streams.items():
+        if key == "target" or frames[key] is None:
+            continue
+        found = stream.detector.detect(frames[key])
+        if subject is None or not found:
+            out[key] = None
+            continue
+        box = face_box(subject)
+        overlaps = [box_iou(box, face_box(face)) for face in found]
+        best = int(np.argmax(overlaps))
+        out[key] = found[best] if overlaps[best] >= SAME_PLACE_IOU else None
+    return out
+
+
+def _same_picture(target: VideoProbe, other: VideoProbe, role: str, path: str | Path) -> None:
+    """Refuse a video whose picture cannot be the target's: another aspect ratio or rotation."""
+    if other.rotation != target.rotation:
+        raise InputError(f"{role} {path} is rotated {other.rotation} degrees, the target {target.rotation}: not the "
+                         "target's picture")
+    if abs(other.width / other.height - target.width / target.height) > 0.01 * target.width / target.height:
+        raise InputError(f"{role} {path} is {other.width}x{other.height}, the target {target.width}x{target.height}"
+                         ": another aspect ratio, not the target's picture")
+
+
+def _open(path: str | Path, n: int, role: str, offset: int = 0, target: VideoProbe | None = None) -> VideoReader:
     """Open an evaluated video; the video itself must cover every target frame, a proxy with a frame offset
     at least half of them (the frames it lacks get no values)."""
     probe = probe_video(path)
+    if target is not None:
+        _same_picture(target, probe, role, path)
     covered = min(n, probe.n_frames - offset) - max(0, -offset)
     if role == "proxy" and offset and covered >= 0.5 * n:
         return VideoReader(path, probe)
@@ -113,7 +157,8 @@ def _open(path: str | Path, n: int, role: str, offset: int = 0) -> VideoReader:
 def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = None,
              identity: str | Path | None = None, reference: str | Path | None = None,
              name: str | None = None, method: str | None = None, show_progress: bool | None = None,
-             video_offset: int = 0, proxy_offset: int = 0, uncertainty: str | Path | None = None) -> dict:
+             video_offset: int = 0, proxy_offset: int = 0, uncertainty: str | Path | None = None,
+             subject: str = "largest") -> dict:
     """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
 
     ``uncertainty`` (the carrier's sigma video from ``nice-core composite --save-uncertainty``) is not
@@ -127,6 +172,12 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         InputError: unreadable inputs, or frame counts that differ from the target's.
     """
     show = sys.stderr.isatty() if show_progress is None else show_progress
+    try:
+        rule = SubjectRule.parse(subject)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if rule.mode == "reference" and not Path(rule.reference).is_file():
+        raise InputError(f"subject reference image not found: {rule.reference}")
     if uncertainty is not None and not Path(uncertainty).is_file():
         raise InputError(f"uncertainty video not found: {uncertainty}")
     target_probe = probe_video(target)
@@ -135,13 +186,16 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
     with ExitStack() as stack, native_stderr_silenced() as console:
         identity_vector = reference_embedding(identity) if identity is not None else None
         target_reader = stack.enter_context(VideoReader(target, target_probe))
-        streams = {"video": _Stream(stack.enter_context(_open(video, n, "video", video_offset)), size,
+        tp = target_probe
+        streams = {"video": _Stream(stack.enter_context(_open(video, n, "video", video_offset, tp)), size,
                                     reference is not None, video_offset)}
         if proxy is not None:
-            streams["proxy"] = _Stream(stack.enter_context(_open(proxy, n, "proxy", proxy_offset)), size,
+            streams["proxy"] = _Stream(stack.enter_context(_open(proxy, n, "proxy", proxy_offset, tp)), size,
                                        reference is not None, proxy_offset)
-        streams["target"] = _Stream(target_reader, size, False)
-        ref_reader = stack.enter_context(_open(reference, n, "reference")) if reference is not None else None
+        streams["target"] = _Stream(target_reader, size, False, rule=rule)
+        distance_for = reference_distance(rule)
+        ref_reader = (stack.enter_context(_open(reference, n, "reference", 0, tp)) if reference is not None
+                      else None)
         ref_frames = ref_reader.iter_frames() if ref_reader is not None else None
         motion = TargetMotion()
         baseline_detail: list[float | None] = []
@@ -149,8 +203,7 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
             for t in progress(range(n), total=n, desc="eval", enabled=show, stream=console):
                 frames = {key: s.next_frame(t) for key, s in streams.items()}
                 ref_frame = next(ref_frames)[1] if ref_frames is not None else None
-                landmarks = {key: s.tracker.update(s.detector.detect(frames[key])) for key, s in streams.items()
-                             if frames[key] is not None}
+                landmarks = _subjects(streams, frames, distance_for)
                 target_lm = landmarks["target"]
                 mask = face_region_mask(target_lm, size) if target_lm is not None else np.zeros(size, bool)
                 empty = np.zeros(size, bool)
