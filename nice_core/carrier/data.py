@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nice_core.carrier.region import RegionAccumulator
+from nice_core.carrier.region import RegionAccumulator, store_paste_mask
 from nice_core.carrier.register import register_proxy_crop
 from nice_core.errors import InputError
 from nice_core.io.reader import VideoReader
@@ -218,6 +218,8 @@ class CarrierDataset(torch.utils.data.Dataset):
             if not 0 < self.size <= self.crop_size:
                 raise InputError(f"size must be in [1, {self.crop_size}] (the store's crop size), got {self.size}")
             self.frames = np.flatnonzero(self.store[PROXY_VALID][:])
+            self.region = self.store[SWAP_REGION][:] if SWAP_REGION in self.store.h5 else None
+            self.transforms = self.store["transforms"][:]
             self.proxy_sha256 = str(self.store.h5[CARRIER_GROUP].attrs["proxy_sha256"])
         except BaseException:
             self.store.close()
@@ -234,10 +236,15 @@ class CarrierDataset(torch.utils.data.Dataset):
         return cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
 
     def read(self, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frame ``frame``'s target crop, proxy crop ``(s, s, 3)`` and mask ``(s, s)``, all ``uint8``."""
+        """Frame ``frame``'s target crop, proxy crop ``(s, s, 3)`` and mask ``(s, s)``, all ``uint8``.
+
+        The mask is the paste mask (:func:`~nice_core.carrier.region.store_paste_mask`: the face mask grown
+        by the swap region), so the loss counts in full wherever the output will show.
+        """
         h5 = self.store.h5
+        mask = store_paste_mask(self.store, frame, self.region, self.transforms[frame])
         return (self._resize(h5["crops"][frame]), self._resize(h5[PROXY_CROPS][frame]),
-                self._resize(h5["masks"][frame]))
+                self._resize(np.round(mask * 255).astype(np.uint8)))
 
     def batch(self, items: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
         """Items ``items`` (positions in ``frames``) as ``(B, 3, s, s)``, ``(B, 3, s, s)``, ``(B, 1, s, s)``."""

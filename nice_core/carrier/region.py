@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CHANGE_LEVEL", "REACH", "RegionAccumulator", "paste_mask"]
+__all__ = ["CHANGE_LEVEL", "REACH", "RegionAccumulator", "crop_hands", "paste_mask", "store_paste_mask"]
 
 #: Grey levels (of 255) above which a blurred crop pixel counts as changed by the swap.
 CHANGE_LEVEL = 6.0
@@ -78,3 +78,16 @@ def paste_mask(face: np.ndarray, region: np.ndarray | None, crop_hands: list[np.
     if crop_hands:
         grown = region * (1.0 - hand_mask(crop_hands, face.shape, feather_px))
     return np.maximum(face, grown)
+
+
+def crop_hands(store, index: int, matrix: np.ndarray) -> list[np.ndarray]:
+    """Frame ``index``'s hands (the store's ``hands``, frame pixels) in crop pixels through ``matrix``."""
+    from nice_core.face.alignment import apply_affine
+
+    return [apply_affine(matrix, hand) for hand in store["hands"][index] if not np.isnan(hand).any()]
+
+
+def store_paste_mask(store, index: int, region: np.ndarray | None, matrix: np.ndarray) -> np.ndarray:
+    """:func:`paste_mask` of frame ``index`` of an open store: where the carrier's output shows, and so where
+    the fit's loss counts in full."""
+    return paste_mask(store["masks"][index], region, crop_hands(store, index, matrix), 0.02 * store.crop_size)

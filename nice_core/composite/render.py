@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from nice_core.carrier.data import SWAP_REGION
-from nice_core.carrier.region import paste_mask
+from nice_core.carrier.region import store_paste_mask
 from nice_core.composite.paste import paste_back
 from nice_core.errors import InputError
 from nice_core.io import EncodeOptions, VideoProbe, VideoReader, probe_video
@@ -86,13 +86,6 @@ def sigma_to_image(sigma: np.ndarray, sigma_max: float = 0.25) -> np.ndarray:
     """``(S, S)`` float sigma map -> ``(S, S, 3)`` ``uint8`` grey image, ``sigma_max`` and above white."""
     grey = np.clip(np.asarray(sigma, dtype=np.float32) / sigma_max, 0.0, 1.0)
     return np.repeat(np.round(255 * grey).astype(np.uint8)[..., None], 3, axis=2)
-
-
-def _crop_hands(store: FaceStore, index: int, matrix: np.ndarray) -> list[np.ndarray]:
-    """Frame ``index``'s hands in crop pixels."""
-    from nice_core.face.alignment import apply_affine
-
-    return [apply_affine(matrix, hand) for hand in store["hands"][index] if not np.isnan(hand).any()]
 
 
 def composite_video(target: str | Path, store_path: str | Path, model, output: str | Path, *,
@@ -151,8 +144,7 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
                 raise RuntimeError(f"frame {index} paired with carrier output {carried_index}")
             if crop is not None:
                 original = store.crop(index) if config.paste == "residual" else None
-                mask = paste_mask(store["masks"][index], region, _crop_hands(store, index, transforms[index]),
-                                  0.02 * store.crop_size)
+                mask = store_paste_mask(store, index, region, transforms[index])
                 frame = paste_back(frame, crop, mask, transforms[index], original_crop=original)
                 refined += 1
             writer.write(frame)
