@@ -7,7 +7,8 @@ seconds, and ``SOURCE_DATE_EPOCH`` fixed so outputs are byte-reproducible. First
 gives the reference output. Then, ``--trials`` times: start the same command, send SIGINT, SIGTERM or
 SIGKILL (drawn at random) at a random moment of its run time, rerun it to the end, and check that
 
-* the rerun's output is byte-identical to the reference (SHA-256),
+* the rerun's output is byte-identical to the reference (SHA-256; for the workflow, carrier checkpoints
+  are compared by their tensors and state without the fit's timings, which differ between any two runs),
 * nothing partial is left next to it (``*.partial``, ffmpeg ``*.log``, lock files), and the hidden work
   folder is gone once the rerun succeeded.
 
@@ -98,9 +99,37 @@ def refine_trials(folder: Path, clip: Path, proxy: Path, trials: int, rng: rando
     return results
 
 
+#: Keys of a carrier checkpoint's state that record how long things took (they differ between any two runs).
+TIMING_KEYS = ("train_seconds", "seconds", "device", "threads")
+
+
+def _content_digest(path: Path) -> str:
+    """SHA-256 of what a file means: a carrier's tensors (not its metadata, which holds the fit's timings),
+    a checkpoint state without its timings, any other file byte for byte."""
+    import json
+
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        tensors = load_file(str(path))
+        digest = hashlib.sha256()
+        for key in sorted(tensors):
+            digest.update(key.encode() + tensors[key].tobytes())
+        return digest.hexdigest()
+    if path.name == "state.json":
+        def strip(value):
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k not in TIMING_KEYS}
+            return [strip(v) for v in value] if isinstance(value, list) else value
+
+        return hashlib.sha256(json.dumps(strip(json.loads(path.read_text())), sort_keys=True).encode()).hexdigest()
+    return sha256(path)
+
+
 def tree_digest(results: Path) -> dict[str, str]:
+    """Every result file's content digest (logs, Snakemake's benchmarks and the report record times)."""
     skip = ("logs", "benchmarks", "report")
-    return {str(p.relative_to(results)): sha256(p) for p in sorted(results.rglob("*"))
+    return {str(p.relative_to(results)): _content_digest(p) for p in sorted(results.rglob("*"))
             if p.is_file() and p.relative_to(results).parts[0] not in skip and not p.name.startswith(".")}
 
 

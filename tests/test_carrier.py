@@ -244,14 +244,17 @@ def test_proxy_crops_use_the_targets_transform(bench: SimpleNamespace) -> None:
     from nice_core.io import VideoReader
 
     assert bench.frames == 24
+    from nice_core.carrier.register import register_proxy_crop
+
     with FaceStore.open(bench.store) as store:
         cached = store[PROXY_CROPS][5]
-        transform = store["transforms"][5]
-        assert store["carrier"].attrs["complete"]
+        transform, target, mask = store["transforms"][5], store.crop(5), store["masks"][5]
+        shift = store["carrier/proxy_shift"][5]
+        assert store["carrier"].attrs["complete"] and store["carrier"].attrs["registered"]
         assert store[PROXY_CROPS].chunks == (1, 128, 128, 3) and store[PROXY_CROPS].dtype == np.uint8
     with VideoReader(bench.dir / "proxy.mp4") as reader:
-        expected = warp_to_crop(reader[5], transform, 128)
-    assert np.array_equal(cached, expected)
+        expected, found, _ = register_proxy_crop(warp_to_crop(reader[5], transform, 128), target, mask)
+    assert np.array_equal(cached, expected) and np.allclose(shift, found)
     # A second call finds the cache and leaves the store (and its modification time) alone.
     mtime = bench.store.stat().st_mtime_ns
     start = time.perf_counter()

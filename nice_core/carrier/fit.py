@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 SCHEDULES = ("onecycle", "constant")
+#: The identity texture's channels in the fit's default network (``docs/carrier.md``, "Wave 2").
+DEFAULT_TEXTURE_CHANNELS = 8
 OPTIMIZERS = ("adam", "adamw")
 #: FitConfig fields that may differ between a checkpoint and its resume (they change no result's meaning).
 RUNTIME_FIELDS = ("device", "threads")
@@ -134,7 +136,7 @@ class FitConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
-    unet: UNetConfig = field(default_factory=UNetConfig)
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(texture_channels=DEFAULT_TEXTURE_CHANNELS))
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:

@@ -35,7 +35,8 @@ exactly (outside the swapped face, the proxy is the target) ``D -> 0``, ``s -> l
 weight ``exp(-s)`` piles onto those pixels until the fit diverges (seen on the benchmark: ``s`` hit the old
 bound of -10 and the output saturated). There is no upper bound: a large ``s`` only mutes a pixel.
 
-**The identity texture** (``texture_channels``, default 8). The network's input is the target crop and
+**The identity texture** (``texture_channels``; the plain network has none, the fit's default,
+:class:`~nice_core.carrier.fit.FitConfig`, uses 8). The network's input is the target crop and
 ``C`` channels of a learnt ``(C, T, T)`` texture (zeros at the start), sampled (``grid_sample``, bilinear)
 at every pixel's surface coordinates, plus the mesh coverage. A swap's identity detail is fixed on the skin;
 without the texture the network must recognise "30 px left of the nostril" from uniform skin to draw a mole
@@ -91,7 +92,7 @@ class UNetConfig:
     output: str = "residual"
     s_min: float = -5.0
     s_head: str = "detached"
-    texture_channels: int = 8
+    texture_channels: int = 0
     texture_size: int = 256
 
     def __post_init__(self) -> None:
