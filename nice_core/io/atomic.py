@@ -59,7 +59,7 @@ def remove_stale_partials(path: str | Path) -> list[Path]:
     if not path.parent.is_dir():
         return removed
     for candidate in path.parent.glob(f".{glob.escape(path.stem)}.{glob.escape(host)}.*"):
-        if not candidate.name.endswith((".partial", ".log")):
+        if ".partial" not in candidate.name and not candidate.name.endswith(".log"):
             continue
         pid_part = candidate.name[len(f".{path.stem}.{host}."):].split("-", 1)[0]
         if pid_part.isdigit() and not _alive(int(pid_part)):
@@ -68,14 +68,16 @@ def remove_stale_partials(path: str | Path) -> list[Path]:
     return removed
 
 
-def temporary_sibling(path: str | Path, suffix: str | None = None) -> Path:
+def temporary_sibling(path: str | Path, suffix: str | None = None, *, keep_suffix: bool = False) -> Path:
     """A fresh, unused path in the same directory as ``path`` (so a rename is atomic), named after its
-    writer (:func:`remove_stale_partials` runs first)."""
+    writer (:func:`remove_stale_partials` runs first). ``keep_suffix``: end the name with the real suffix
+    (``.partial.mp4``), for tools that choose their format by it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{_owner_tag()}-", suffix=(suffix or path.suffix) + ".partial",
-                                dir=path.parent)
+    ending = (suffix or path.suffix)
+    ending = f".partial{ending}" if keep_suffix else f"{ending}.partial"
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{_owner_tag()}-", suffix=ending, dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

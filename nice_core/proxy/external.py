@@ -137,7 +137,7 @@ class ExternalSwapper:
         self.check_available()
         output, log = Path(output), Path(log)
         refuse_input_overwrite(output, [target, identity])
-        tmp = temporary_sibling(output)
+        tmp = temporary_sibling(output, keep_suffix=True)
         tmp.unlink()  # the tool creates it; some tools refuse to overwrite
         log.parent.mkdir(parents=True, exist_ok=True)
         args = self.command(target, identity, tmp)
