@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nice_core.metrics.image import grey
+
 __all__ = ["CHANGE_LEVEL", "REACH", "RegionAccumulator", "crop_hands", "paste_mask", "store_paste_mask"]
 
 #: Grey levels (of 255) above which a blurred crop pixel counts as changed by the swap.
@@ -32,8 +34,7 @@ SHARE = 0.5
 def _grey_blur(crop: np.ndarray, sigma: float) -> np.ndarray:
     import cv2
 
-    grey = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return cv2.GaussianBlur(grey, (0, 0), sigma)
+    return cv2.GaussianBlur(grey(crop), (0, 0), sigma)
 
 
 class RegionAccumulator:

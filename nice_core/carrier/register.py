@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nice_core.metrics.image import grey
+
 __all__ = ["MIN_RESPONSE", "register_proxy_crop"]
 
 #: Phase-correlation peak below which a shift is not trusted.
@@ -27,8 +29,8 @@ MIN_RESPONSE = 0.05
 def _high_pass(crop: np.ndarray) -> np.ndarray:
     import cv2
 
-    grey = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return grey - cv2.GaussianBlur(grey, (0, 0), 3.0)
+    luma = grey(crop)
+    return luma - cv2.GaussianBlur(luma, (0, 0), 3.0)
 
 
 def register_proxy_crop(proxy: np.ndarray, target: np.ndarray, mask: np.ndarray,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nice_core.face.alignment import apply_affine
+from nice_core.face.alignment import apply_affine, gaussian_kernel
 from nice_core.proxy.mesh import extended_points, piecewise_affine_maps
 
 __all__ = ["SurfaceCoords", "smooth_series"]
@@ -34,9 +34,8 @@ def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.nda
     out = np.asarray(values, dtype=np.float64).copy()
     if sigma <= 0:
         return out
-    radius = max(1, int(np.ceil(3 * sigma)))
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
+    kernel = gaussian_kernel(sigma)
+    radius = len(kernel) // 2
     edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(valid, np.int8), [0]])))
     for start, stop in zip(edges[::2], edges[1::2]):
         padded = np.pad(out[start:stop], ((radius, radius), (0, 0)), mode="edge")

@@ -71,7 +71,8 @@ def crop_corners(params: np.ndarray) -> np.ndarray:
     return apply_affine(matrix, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64))
 
 
-def _gaussian_kernel(sigma: float) -> np.ndarray:
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """Normalised Gaussian taps of ``sigma`` (frames), radius ``ceil(3 sigma)`` (at least 1)."""
     radius = max(1, int(np.ceil(3 * sigma)))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     return taps / taps.sum()
@@ -89,7 +90,7 @@ def smooth_params(params: np.ndarray, valid: np.ndarray, sigma_frames: float) ->
     out = params.copy()
     if sigma_frames <= 0:
         return out
-    kernel = _gaussian_kernel(sigma_frames)
+    kernel = gaussian_kernel(sigma_frames)
     radius = len(kernel) // 2
     edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
     for start, stop in zip(edges[::2], edges[1::2]):
