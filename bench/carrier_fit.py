@@ -117,8 +117,8 @@ def main() -> None:
     import torch
 
     from nice_core.carrier import FitConfig, fit_carrier, plan_fit, prepare_proxy_crops, quality, run_carrier
+    from nice_core.carrier.config import with_overrides
     from nice_core.carrier.data import PROXY_CROPS
-    from nice_core.carrier.fit import with_overrides
     from nice_core.face import TrackConfig, track_video
     from nice_core.proxy.benchmark import BenchConfig, make_benchmark
     from nice_core.proxy.check import check_proxy

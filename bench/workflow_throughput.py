@@ -89,12 +89,8 @@ def main() -> None:
     smk = args.work / "snakemake"
     shutil.rmtree(smk, ignore_errors=True)
     smk.mkdir(parents=True)
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config.update(videos={}, ffpp={"root": str(args.work / "ffpp"), "methods": list(METHODS), "compression": "c23"},
-                  results="results")
-    config["carrier"]["fit"] = fit
-    config["face"].update(face)
-    config["composite"]["save_uncertainty"] = False
+    config = {"videos": {}, "ffpp": {"root": str(args.work / "ffpp"), "methods": list(METHODS), "compression": "c23"},
+              "results": "results", "carrier": {"fit": fit}, "face": face, "composite": {"save_uncertainty": False}}
     (smk / "config.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/refined_sequences/{m}-NICe/c23/videos/{name}.mp4" for m, name, _, _ in pairs]
     start = time.perf_counter()

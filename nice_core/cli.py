@@ -45,66 +45,11 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, base: dict | None =
         raise NiceError(f"invalid {cls.__name__}: {err}") from None
 
 
-def config_flags(cls: type, section: dict) -> str:
-    """The command-line flags that reproduce a config section, for Snakemake rules.
-
-    Unknown keys raise, so a typo in ``config.yaml`` fails the workflow at start instead of being ignored.
-    """
-    import shlex
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(section) - names
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) in config.yaml: {', '.join(sorted(unknown))}")
-    flags = []
-    for key, value in section.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value == []:
-            continue
-        if isinstance(value, list):
-            flags.extend([flag, *map(shlex.quote, map(str, value))])
-        elif isinstance(value, bool):
-            flags.append(flag if value else "--no-" + key.replace("_", "-"))
-        else:
-            flags.extend([flag, shlex.quote(str(value))])
-    return " ".join(flags)
-
-
-def carrier_flags(section: dict) -> str:
-    """``nice-core fit`` flags for the workflow's ``carrier:`` section (``device`` and the ``fit:`` overrides).
-
-    The overrides are checked now, so a typo fails the workflow at start.
-    """
-    import shlex
-
-    from nice_core.carrier.fit import FitConfig, with_overrides
-
-    unknown = set(section) - {"device", "fit"}
-    if unknown:
-        raise ValueError(f"unknown carrier key(s) in config.yaml: {', '.join(sorted(unknown))}")
-    overrides = dict(section.get("fit") or {})
-    try:
-        with_overrides(FitConfig(), **overrides)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"invalid carrier.fit in config.yaml: {err}") from None
-    flags = ["--device", shlex.quote(str(section.get("device") or "auto"))]
-    for key, value in overrides.items():
-        flags += ["--set", shlex.quote(f"{key}={'null' if value is None else value}")]
-    return " ".join(flags)
-
-
 def _load_section(path: str | None, section: str) -> dict:
-    from nice_core.errors import yaml_error_line
+    """A validated section of a ``--config`` file, defaults filled in (``{}`` without a file)."""
+    from nice_core.config import load
 
-    if not path:
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise NiceError(f"cannot read config {path}: {yaml_error_line(err)}") from None
-    return dict(data.get(section) or {})
+    return dict(load(path)[section]) if path else {}
 
 
 def _read_json(path: str, what: str) -> dict:
@@ -228,7 +173,7 @@ def cmd_check_proxy(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.proxy.check import check_proxy
 
     check = check_proxy(args.target, args.proxy, max_offset=args.max_offset,
-                        correct_offset=not args.no_correct_offset)
+                        correct_offset=args.correct_offset)
     for note in check.notes:
         print(note, file=sys.stderr)
     if args.output:
@@ -285,6 +230,24 @@ def cmd_report(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    import yaml
+
+    from nice_core.carrier.config import check_fit_overrides
+    from nice_core.config import merge, read, validate
+
+    files = args.files or (["config.yaml"] if Path("config.yaml").is_file() else [])
+    merged: dict = {}
+    for path in files:
+        merged = merge(merged, read(path))
+    where = " + ".join(files) or "the defaults"
+    config = validate(merged, where=where)
+    check_fit_overrides(config["carrier"]["fit"], f"{where}: carrier.fit")
+    print(f"# nice-core {__version__}: the effective configuration of {where}")
+    print(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.provenance.verify import verify_file
 
@@ -313,7 +276,7 @@ def _fit_config(args: argparse.Namespace, base: dict | None = None):
     """FitConfig from config-file overrides, then --set, then the named options."""
     import yaml
 
-    from nice_core.carrier.fit import FitConfig, with_overrides
+    from nice_core.carrier.config import FitConfig, with_overrides
 
     changes = dict(base or {})
     for item in args.set:
@@ -445,13 +408,24 @@ def _add_encode_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--c2pa-cert", dest="c2pa_cert", default=None, help="... and this certificate chain (PEM)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one error line: ``nice-core: error: fit: argument --epochs: ...`` (the workflow's
+    report finds a failed job's cause by that prefix)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("nice-core").strip()
+        self.exit(2, f"nice-core: error: {command + ': ' if command else ''}{message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from nice_core.config import default
     from nice_core.face import TrackConfig
     from nice_core.proxy.benchmark import BenchConfig
     from nice_core.proxy.external import PRESETS
     from nice_core.proxy.swap import SwapConfig
 
-    parser = argparse.ArgumentParser(prog="nice-core", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nice-core", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nice-core {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -501,8 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--target", required=True)
     check.add_argument("--proxy", required=True)
     check.add_argument("-o", "--output", help="write the check as JSON here")
-    check.add_argument("--max-offset", type=int, default=15, help="largest frame offset searched (default: 15)")
-    check.add_argument("--no-correct-offset", action="store_true", help="refuse an offset proxy instead")
+    check.add_argument("--max-offset", type=int, default=default("proxy.max_offset"),
+                       help="largest frame offset searched (default: %(default)s)")
+    check.add_argument("--correct-offset", action=argparse.BooleanOptionalAction,
+                       default=default("proxy.correct_offset"),
+                       help="correct a found constant offset; --no-correct-offset refuses such a proxy")
     check.set_defaults(func=cmd_check_proxy)
 
     refine = sub.add_parser("refine", help="one video end to end: track the target, fit the carrier to the proxy, "
@@ -590,6 +567,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("file")
     verify.set_defaults(func=cmd_verify)
 
+    conf = sub.add_parser("config", help="check workflow config files and print the effective configuration")
+    conf.add_argument("files", nargs="*", metavar="FILE",
+                      help="config files, merged in order as Snakemake does (default: ./config.yaml if present)")
+    conf.set_defaults(func=cmd_config)
+
     bench = sub.add_parser("bench", help="benchmark data with ground truth")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
     make = bench_sub.add_parser("make", help="write target.mp4, clean.mp4 (consistent edit), proxy.mp4 "
@@ -654,6 +636,27 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _close_native_stderr() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _last_line(message: str) -> None:
+    """Print the error line and keep it the last: mediapipe's native side logs warnings while the process
+    shuts down, so once the line is out the native stderr is closed at exit."""
+    import atexit
+
+    print(message, file=sys.stderr, flush=True)
+    if "mediapipe" in sys.modules:
+        atexit.register(_close_native_stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import contextlib
     import errno
@@ -673,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return func(args, cleanup)
     except NiceError as err:
         cleanup.run()
-        print(f"nice-core: error: {err}", file=sys.stderr)
+        _last_line(f"nice-core: error: {err}")
         return err.exit_code
     except Terminated:
         cleanup.run()
@@ -684,10 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nice-core: interrupted", file=sys.stderr)
         return 130
     except OSError as err:
-        if err.errno != errno.ENOSPC:
+        if err.errno != errno.ENOSPC and "No space left on device" not in str(err):  # h5py sets no errno
             raise
         cleanup.run()
-        print(f"nice-core: error: no space left on device writing {err.filename or 'an output'}", file=sys.stderr)
+        _last_line(f"nice-core: error: no space left on device writing {err.filename or 'an output'}")
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -21,7 +21,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from nice_core.carrier.fit import FitConfig
+from nice_core.carrier.config import FitConfig
 from nice_core.errors import InputError
 
 __all__ = ["QUICK_STEPS", "default_sample", "run_demo"]

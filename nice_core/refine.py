@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nice_core.carrier.fit import FitConfig, fit_carrier
+from nice_core.carrier.config import FitConfig
+from nice_core.carrier.fit import fit_carrier
 from nice_core.composite.render import CompositeConfig, composite_video
 from nice_core.errors import InputError, NiceError, OutputError
 from nice_core.face import TrackConfig, track_video

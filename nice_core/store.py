@@ -23,7 +23,10 @@ Attributes: ``schema_version``, ``nice_core_version``, ``video``, ``video_sha256
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -43,8 +46,13 @@ ROW_CHUNK = 256
 class FaceStore:
     """A per-video HDF5 store. Open with :meth:`create` or :meth:`open`; use as a context manager."""
 
-    def __init__(self, handle: h5py.File) -> None:
+    def __init__(self, handle: h5py.File, new: bool = False) -> None:
         self.h5 = handle
+        self.path = Path(handle.filename)
+        self._new = new
+        # One h5py object per dataset: each has its own chunk cache, and a temporary one would flush it when
+        # it is freed, where HDF5's write errors (a full disk) are printed and ignored instead of raised.
+        self._datasets: dict[str, h5py.Dataset] = {}
 
     @classmethod
     def create(cls, path: str | Path, n_frames: int, crop_size: int, attrs: dict[str, object],
@@ -72,7 +80,7 @@ class FaceStore:
         h5.attrs["crop_size"] = s
         for key, value in attrs.items():
             h5.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-        return cls(h5)
+        return cls(h5, new=True)
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> FaceStore:
@@ -103,7 +111,9 @@ class FaceStore:
         return json.loads(self.h5.attrs[key])
 
     def __getitem__(self, name: str) -> h5py.Dataset:
-        return self.h5[name]
+        if name not in self._datasets:
+            self._datasets[name] = self.h5[name]
+        return self._datasets[name]
 
     def crop(self, index: int) -> np.ndarray:
         """``(S, S, 3)`` ``uint8`` RGB crop of frame ``index`` (zeros where there is no face)."""
@@ -114,10 +124,36 @@ class FaceStore:
         return self.h5["masks"][index].astype(np.float32) / 255.0
 
     def close(self) -> None:
+        """Flush and close. A new store's flush comes first, where a write error is raised (a full disk:
+        ``OSError`` ENOSPC) after the store is discarded, instead of crashing inside HDF5's close."""
+        if self._new and self.h5.id.valid:
+            try:
+                self.h5.flush()
+            except (OSError, RuntimeError) as err:
+                self.discard()
+                if "No space left on device" in str(err):
+                    raise OSError(errno.ENOSPC, "No space left on device", str(self.path)) from None
+                raise
+        self._datasets.clear()
         self.h5.close()
+
+    def discard(self) -> None:
+        """Close a store made by :meth:`create` that is being thrown away (its writer failed).
+
+        The file is emptied first: after a full disk, HDF5's closing flush would fail again (and can crash
+        the process); with the space back it ends quietly, and the caller removes the file.
+        """
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, 0)
+        self._new = False
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __enter__(self) -> FaceStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is not None and self._new:
+            self.discard()
+        else:
+            self.close()

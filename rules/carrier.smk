@@ -2,7 +2,7 @@
 # Checkpoints go to <work>/<video>/checkpoint/ after every epoch; they are not a declared output, so a job
 # killed by a time limit or preemption resumes from its last epoch when the workflow is rerun.
 # The device is `carrier.device` (auto: CUDA when the node has a GPU, else the CPU); cluster profiles ask for
-# a GPU through this rule's resources (resources.carrier in config.yaml, or the profile's set-resources).
+# a GPU through this rule's resources (resources.carrier in the config, or the profile's set-resources).
 
 
 rule carrier:
@@ -12,19 +12,19 @@ rule carrier:
         check=WORK / "{video}" / "proxy_check.json",
     output:
         carrier=WORK / "{video}" / "carrier.safetensors",
-    params:
-        checkpoints=lambda wc: WORK / wc.video / "checkpoint",
-        flags=CARRIER_FLAGS,
     log:
         LOGS / "carrier" / "{video}.log",
     benchmark:
         BENCH / "carrier" / "{video}.tsv"
-    threads: res("carrier", "threads", 2)
+    threads: res("carrier", "threads")
     resources:
-        mem_mb=res("carrier", "mem_mb", 4000),
-        runtime=res("carrier", "runtime", 120),
-        gpu=res("carrier", "gpu", 0),
-        slurm_extra=res("carrier", "slurm_extra", ""),
+        mem_mb=res("carrier", "mem_mb"),
+        runtime=res("carrier", "runtime"),
+        gpu=res("carrier", "gpu"),
+        slurm_extra=res("carrier", "slurm_extra"),
+    params:
+        checkpoints=checkpoint_dir,
+        flags=flags("carrier"),
     shell:
         "nice-core fit --store {input.store:q} --proxy {input.proxy:q} --check {input.check:q}"
         " -o {output.carrier:q} --checkpoint-dir {params.checkpoints:q} --threads {threads}"

@@ -7,14 +7,15 @@ rule extract:
         video=video_path,
     output:
         probe=WORK / "{video}" / "probe.json",
-    params:
-        audio=lambda wc: WORK / wc.video / "audio.mka",
     log:
         LOGS / "extract" / "{video}.log",
     benchmark:
         BENCH / "extract" / "{video}.tsv"
+    threads: res("extract", "threads")
     resources:
-        mem_mb=res("extract", "mem_mb", 1000),
-        runtime=res("extract", "runtime", 10),
+        mem_mb=res("extract", "mem_mb"),
+        runtime=res("extract", "runtime"),
+    params:
+        audio=lambda wc: WORK / wc.video / "audio.mka",
     shell:
         "nice-core probe {input.video:q} -o {output.probe:q} --audio {params.audio:q} > {log:q} 2>&1"

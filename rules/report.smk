@@ -1,10 +1,7 @@
 # The run's report: the data-set table (HTML, CSV, JSON) and one page per video.
 # If some videos fail, the workflow's `onerror` handler writes the same report from the metrics that exist,
 # listing the failed videos with their error lines (nice_core.report.run.build_report).
-# The report also waits for every video's provenance record (rules/provenance.smk, included here).
-
-
-include: "provenance.smk"
+# The report also waits for every video's provenance record (rules/provenance.smk).
 
 
 localrules:
@@ -19,13 +16,15 @@ rule report:
         html=report(REPORT / "report.html", category="Data set"),
         csv=REPORT / "report.csv",
         json=REPORT / "report.json",
-    params:
-        videos_dir=REPORT / "videos",
     log:
         LOGS / "report" / "report.log",
+    threads: res("report", "threads")
     resources:
-        mem_mb=res("report", "mem_mb", 1000),
-        runtime=res("report", "runtime", 10),
+        mem_mb=res("report", "mem_mb"),
+        runtime=res("report", "runtime"),
+    params:
+        videos_dir=REPORT / "videos",
+        names=VIDEO_NAMES,
     shell:
         "nice-core report {input.metrics:q} -o {output.html:q} --videos-dir {params.videos_dir:q}"
-        " --expect {VIDEO_NAMES} > {log:q} 2>&1"
+        " --expect {params.names} > {log:q} 2>&1"

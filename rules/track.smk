@@ -6,19 +6,17 @@ rule track:
         video=video_path,
         probe=WORK / "{video}" / "probe.json",
     output:
-        store=WORK / "{video}" / "face.h5",
-        **({"preview": WORK / "{video}" / "preview.mp4"} if PREVIEW else {}),
-    params:
-        out_dir=lambda wc: WORK / wc.video,
-        flags=f"{FACE_FLAGS} {ENCODE_FLAGS}",
+        **track_outputs(),
     log:
         LOGS / "track" / "{video}.log",
     benchmark:
         BENCH / "track" / "{video}.tsv"
-    threads: res("track", "threads", 2)
+    threads: res("track", "threads")
     resources:
-        mem_mb=res("track", "mem_mb", 3000),
-        runtime=res("track", "runtime", 60),
+        mem_mb=res("track", "mem_mb"),
+        runtime=res("track", "runtime"),
+    params:
+        out_dir=lambda wc: WORK / wc.video,
+        flags=flags("face", "encode"),
     shell:
-        "nice-core track {input.video:q} -o {params.out_dir:q} --probe {input.probe:q} {params.flags}"
-        " > {log:q} 2>&1"
+        "nice-core track {input.video:q} -o {params.out_dir:q} --probe {input.probe:q} {params.flags}" " > {log:q} 2>&1"

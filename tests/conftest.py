@@ -5,6 +5,7 @@ Every clip is made here with the ffmpeg binary the package uses; tests swap or e
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -143,11 +144,11 @@ def write_workflow_config(workdir: Path, videos: dict | None = None, **sections)
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     if videos is not None:
         config["videos"] = {name: str(v) if isinstance(v, Path) else v for name, v in videos.items()}
-    for name, values in [*SMALL_RUN.items(), *sections.items()]:
+    for name, values in [*copy.deepcopy(SMALL_RUN).items(), *copy.deepcopy(sections).items()]:
         if isinstance(values, dict) and isinstance(config.get(name), dict):
             config[name].update(values)
         else:
-            config[name] = values
+            config[name] = values  # a copy: the next call must not see this one's changes
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return config

@@ -4,12 +4,14 @@ tmpfs where the machine allows mounting one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,19 @@ from nice_core.io.atomic import remove_stale_partials, temporary_sibling
 from nice_core.io.writer import ffmpeg_cause
 
 pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def _small_disk(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted for the block (the test is skipped where none can be mounted)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)]).returncode:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        yield small
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
 
 
 def _swap_cmd(clip: Path, out: Path) -> list[str]:
@@ -74,18 +89,25 @@ def test_stale_partials_of_live_writers_and_other_hosts_are_kept(tmp_path: Path)
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
 def test_a_full_disk_is_one_line_and_leaves_nothing(short_clip: Path, tmp_path: Path) -> None:
-    small = tmp_path / "small"
-    small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(small)]).returncode:
-        pytest.skip("this machine does not allow mounting a tmpfs")
-    try:
+    with _small_disk(tmp_path, "200k") as small:
         result = subprocess.run(_swap_cmd(short_clip, small / "p.mp4"), capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines()[-1] == (
             f"nice-core: error: no space left on device writing {small / 'p.mp4'}")
         assert list(small.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_disk_that_fills_while_the_store_is_written_is_one_line(tiny_clip: Path, tmp_path: Path) -> None:
+    """HDF5 used to print nine tracebacks and segfault (exit 139) here, leaving its partial file."""
+    with _small_disk(tmp_path, "2m") as small:
+        cmd = [sys.executable, "-m", "nice_core", "track", str(tiny_clip), "-o", str(small / "t"), "--no-preview"]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"nice-core: error: no space left on device writing {small / 't' / 'face.h5'}")
+        assert list(small.iterdir()) == []
 
 
 def test_ffmpeg_cause_skips_the_generic_closing_lines() -> None:

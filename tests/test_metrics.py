@@ -140,3 +140,20 @@ def test_eval_refuses_a_video_that_is_not_the_targets_picture(clip24, clips):
     run_ffmpeg("-i", str(clip24), "-vf", "crop=480:360", "-c:v", "libx264", "-crf", "16", str(cropped))
     with pytest.raises(InputError, match="another aspect ratio"):
         evaluate(clip24, cropped, show_progress=False)
+
+
+def test_eval_error_is_the_last_line(clip24, tmp_path):
+    """Once mediapipe has run, its native shutdown warning used to follow the error line."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    done = subprocess.run([sys.executable, "-m", "nice_core", "eval", "--target", str(clip24), "--video", str(clip24),
+                           "--subject", str(blank), "--json", str(tmp_path / "e.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"nice-core: error: no face in the reference image {blank}"]
+    assert not (tmp_path / "e.json").exists()

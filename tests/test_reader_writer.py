@@ -74,13 +74,22 @@ def test_writer_codec_and_quality_are_options(tmp_path):
     assert probe.codec == "mpeg4" and probe.fps == Fraction(30000, 1001)
 
 
-def test_odd_frame_size_is_kept(tmp_path):
+def test_an_odd_frame_size_is_padded_to_even_yuv420p_and_said(tmp_path, capfd):
+    """4:4:4 H.264 (the only way to keep an odd size) is refused by many players: pad by one pixel instead."""
     out = tmp_path / "odd.mp4"
-    with VideoWriter(out, 63, 47, Fraction(25)) as writer:
-        for i in range(3):
-            writer.write(np.full((47, 63, 3), 50 * i, np.uint8))
+    y, x = np.mgrid[:47, :63]
+    frames = [np.stack([x * 4, y * 5, (x + y + 20 * i) % 256], -1).astype(np.uint8) for i in range(3)]
+    with VideoWriter(out, 63, 47, Fraction(25), encode=EncodeOptions(crf=0, preset="ultrafast")) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert "the frame size 63x47 is odd; written as 64x48" in capfd.readouterr().err
     probe = probe_video(out)
-    assert (probe.width, probe.height) == (63, 47)
+    assert (probe.width, probe.height) == (64, 48)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    assert np.abs(first[:, 63] - first[:, 62]).mean() < 0.5 * np.abs(first[:, 62] - first[:, 60]).mean()  # repeated
+    assert np.abs(first[:47, :63] - frames[0]).mean() < 3  # the picture itself is unchanged
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -381,21 +381,26 @@ def test_failures_from_logs(tmp_path):
         "nice-core: error: proxy has 25 fps, target 24000/1001 (23.976) fps\r\n")
     (logs / "track" / "b.log").write_text("nice-core: error: stale failure from an earlier run\n")
     os.utime(logs / "track" / "b.log", (1_000_000, 1_000_000))  # older than the proxy_check log
-    (logs / "track" / "c.log").write_text("Traceback (most recent call last):\nValueError: a bug\n")
+    (logs / "track" / "c.log").write_text('Traceback (most recent call last):\n  File "x.py", line 1\n'
+                                          "ValueError: a bug\n")
+    (logs / "track" / "e.log").write_text("epoch 3\nnice-core: terminated (SIGTERM); finished stages are kept\n")
+    (logs / "track" / "f.log").write_text("some output\n")
 
-    got = failures_from_logs(logs, ["a", "b", "c", "d"])
+    got = failures_from_logs(logs, ["a", "b", "c", "d", "e", "f"])
     assert [(f["name"], f["rule"], f["message"]) for f in got] == [
         ("a", "track", "no face found in any of 300 frames of a.mp4"),
         ("b", "proxy_check", "proxy has 25 fps, target 24000/1001 (23.976) fps"),
-        ("c", "track", f"no 'nice-core: error:' line in the logs; see {logs / 'track' / 'c.log'}"),
+        ("c", "track", "crashed: ValueError: a bug"),
         ("d", None, f"no eval output and no log in {logs}"),
+        ("e", "track", "terminated (SIGTERM); finished stages are kept"),
+        ("f", "track", f"no 'nice-core: error:' line in the logs; see {logs / 'track' / 'f.log'}"),
     ]
     assert got[0]["log"] == str(logs / "track" / "a.log")
     assert failures_from_logs(tmp_path / "nowhere", []) == []
     with pytest.raises(InputError, match="log folder not found"):
         failures_from_logs(tmp_path / "nowhere", ["a"])
     table = aggregate(dataset_evals()[:1], got)
-    assert [f["rule"] for f in table.failures] == ["track", "proxy_check", "track", None]
+    assert [f["rule"] for f in table.failures] == ["track", "proxy_check", "track", None, "track", "track"]
 
 
 # -- the page in a browser ------------------------------------------------------------------------------------
@@ -448,3 +453,17 @@ def test_video_report_renders_in_chromium(tmp_path, short_clip, monkeypatch):
     assert len(tops) == 3 and THUMB <= pitch <= THUMB + 20 and tops[2] - tops[1] == pitch, tops
     _, best, _, (ux, uy) = cv2.minMaxLoc(scores[3])
     assert best > 0.95 and ux == x and abs(uy - (tops[2] + pitch)) <= 2, (best, ux, uy, tops)
+
+
+def test_every_error_line_the_cli_prints_is_found_in_a_log(tmp_path, capsys):
+    """argparse's own errors (a bad flag a config passed) carry the same prefix as the CLI's."""
+    from nice_core.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--store", "s.h5", "--proxy", "p.mp4", "-o", "c.safetensors", "--epochs", "many"])
+    assert stop.value.code == 2
+    logs = tmp_path / "logs"
+    (logs / "carrier").mkdir(parents=True)
+    (logs / "carrier" / "v.log").write_text(capsys.readouterr().err)
+    [failure] = failures_from_logs(logs, ["v"])
+    assert failure["message"] == "fit: argument --epochs: invalid int value: 'many'"

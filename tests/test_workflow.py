@@ -7,11 +7,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from nice_core.provenance import file_sha256
 
-from conftest import ROOT, run_ffmpeg, run_snakemake, write_workflow_config
+from conftest import run_ffmpeg, run_snakemake, write_workflow_config
 
 pytestmark = pytest.mark.slow
 
@@ -99,14 +98,30 @@ def test_broken_videos_fail_alone_and_a_rerun_redoes_only_them(tiny_clip, bad_in
     assert sum(n.endswith("/provenance.json") for n in names) == 4 and any(n.endswith("/report.html") for n in names)
 
 
-def test_a_typo_in_the_config_stops_the_workflow_before_any_job(short_clip, tmp_path):
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["videos"] = {"good": str(short_clip)}
-    config["face"]["crop_sise"] = 64
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("face", "crop_sise", 64, "face.crop_sise: unknown key; did you mean crop_size?"),
+    ("face", "crop_size", 128.5, "face.crop_size: 128.5 is not of type 'integer'"),
+    ("encode", "crf", "high", "encode.crf: 'high' is not of type 'integer', 'null'"),
+    ("proxy", "max_ofset", 3, "proxy.max_ofset: unknown key; did you mean max_offset?"),
+    ("resources", "carier", {"threads": 1}, "resources.carier: unknown key; did you mean carrier?"),
+    ("carrier", "fit", {"size": 100}, "carrier.fit: size 100 must be a multiple of 16"),
+])
+def test_a_config_error_stops_the_workflow_before_any_job_in_one_line(short_clip, tmp_path, section, key, value,
+                                                                      message):
+    write_workflow_config(tmp_path, {"good": str(short_clip)}, **{section: {key: value}})
     done = snakemake(tmp_path, "--dry-run")
     assert done.returncode != 0
-    assert "unknown TrackConfig key(s) in config.yaml: crop_sise" in done.stdout + done.stderr
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if "error" in line.lower()]
+    assert errors == [f"nice-core: error: config.yaml: {message}"] or message in errors[0], errors
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_typo_at_the_top_level_is_caught(short_clip, tmp_path):
+    write_workflow_config(tmp_path, {"good": str(short_clip)}, reults="elsewhere")
+    done = snakemake(tmp_path, "--dry-run")
+    assert done.returncode != 0
+    assert "nice-core: error: config.yaml: reults: unknown key; did you mean results?" in done.stderr
 
 
 def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
@@ -132,11 +147,8 @@ def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
 
 
 def test_a_missing_external_tool_stops_the_run_before_any_job(short_clip, tmp_path):
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["videos"] = {"good": str(short_clip)}
-    config["proxy"]["generator"] = "external"
-    config["external"].update(preset="fsgan", tool_root=str(tmp_path / "no-fsgan"))
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    write_workflow_config(tmp_path, {"good": str(short_clip)}, proxy={"generator": "external"},
+                          external={"preset": "fsgan", "tool_root": str(tmp_path / "no-fsgan")})
     done = snakemake(tmp_path, "--dry-run")
     assert done.returncode != 0
     assert "external swapper fsgan is not usable: missing file" in done.stdout + done.stderr

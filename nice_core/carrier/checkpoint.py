@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nice_core.carrier.unet import CarrierUNet, UNetConfig
+from nice_core.carrier.config import UNetConfig
+from nice_core.carrier.unet import CarrierUNet
 from nice_core.errors import InputError
 from nice_core.io.atomic import temporary_sibling
 

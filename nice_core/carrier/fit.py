@@ -39,7 +39,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -53,9 +53,13 @@ from nice_core.carrier.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from nice_core.carrier.config import (
+    SCHEDULES,
+    FitConfig,
+)
 from nice_core.carrier.data import CarrierDataset, prepare_proxy_crops
-from nice_core.carrier.loss import CarrierLoss, LossConfig
-from nice_core.carrier.unet import CarrierUNet, UNetConfig
+from nice_core.carrier.loss import CarrierLoss
+from nice_core.carrier.unet import CarrierUNet
 from nice_core.errors import InputError
 
 __all__ = [
@@ -69,126 +73,10 @@ __all__ = [
     "resolve_device",
 ]
 
-SCHEDULES = ("onecycle", "constant")
-#: The identity texture's channels in the fit's default network (``docs/carrier.md``, "Wave 2").
-DEFAULT_TEXTURE_CHANNELS = 8
-OPTIMIZERS = ("adam", "adamw")
-#: FitConfig fields that may differ between a checkpoint and its resume (they change no result's meaning).
-RUNTIME_FIELDS = ("device", "threads")
 
 
 class CheckpointMismatchError(InputError):
     """A checkpoint exists for another config, store or proxy (resume refused)."""
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """Settings of :func:`fit_carrier`.
-
-    Attributes:
-        size: training (and inference) crop side; ``None`` = the store's crop size. A multiple of
-            ``2 ** unet.depth`` and of 32 when the perceptual term is on.
-        patch: train on random ``patch x patch`` windows of the ``size`` crops (one window per batch, its
-            corner drawn from the data-order generator); ``None``: whole crops. The network is fully
-            convolutional, so it still runs on whole crops; a window costs ``(patch / size)^2`` of a step.
-            A ``patch`` at least the crop side means whole crops.
-        epochs: passes over the frames; ``None``: from the ``steps`` budget.
-        steps: optimizer-step budget that sets the epochs when ``epochs`` is ``None``.
-        min_epochs, max_epochs: bounds on the epochs derived from ``steps``.
-        batch_size: frames per step.
-        lr: the peak (OneCycle) or constant learning rate.
-        schedule: ``"onecycle"`` or ``"constant"``.
-        pct_start: OneCycle's share of steps spent rising to ``lr``.
-        div_factor: OneCycle starts at ``lr / div_factor``.
-        final_div_factor: and ends at ``lr / div_factor / final_div_factor``.
-        optimizer: ``"adam"`` or ``"adamw"``.
-        weight_decay: AdamW's decoupled weight decay (Adam: L2 penalty).
-        grad_clip: clip the global gradient norm to this before each step; ``None``: no clipping.
-        warmup: share of the steps trained without the uncertainty term, in ``[0, 1)``.
-        texture_lr_scale: the identity texture's learning rate over ``lr`` (with ``unet.texture_channels``).
-        register_proxy: shift each proxy crop's face onto the target's before fitting
-            (:mod:`nice_core.carrier.register`: undoes the swap's per-frame misalignment).
-        seed: seeds the initial weights and the data order.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; CUDA falls back to the CPU with a warning.
-        threads: ``torch.set_num_threads`` during the fit; ``None`` leaves torch's choice.
-        unet: the network's shape.
-        loss: the loss's settings.
-    """
-
-    size: int | None = None
-    patch: int | None = 128
-    epochs: int | None = None
-    steps: int = 2400
-    min_epochs: int = 1
-    max_epochs: int = 200
-    batch_size: int = 1
-    lr: float = 1e-3
-    schedule: str = "onecycle"
-    pct_start: float = 0.3
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    grad_clip: float | None = 10.0
-    warmup: float = 0.3
-    texture_lr_scale: float = 10.0
-    register_proxy: bool = True
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(texture_channels=DEFAULT_TEXTURE_CHANNELS))
-    loss: LossConfig = field(default_factory=LossConfig)
-
-    def __post_init__(self) -> None:
-        if self.size is not None and self.size % self.unet.multiple:
-            raise ValueError(f"size {self.size} must be a multiple of {self.unet.multiple} "
-                             f"(unet depth {self.unet.depth})")
-        if self.size is not None and self.loss.perceptual_weight > 0 and self.size % 32:
-            raise ValueError(f"size {self.size} must be a multiple of 32 for the perceptual features")
-        if self.patch is not None:
-            if self.patch % self.unet.multiple or (self.loss.perceptual_weight > 0 and self.patch % 32):
-                raise ValueError(f"patch {self.patch} must be a multiple of {self.unet.multiple} "
-                                 "(and of 32 with the perceptual term)")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.steps < 1 or not 1 <= self.min_epochs <= self.max_epochs or self.batch_size < 1:
-            raise ValueError("need steps >= 1, 1 <= min_epochs <= max_epochs and batch_size >= 1")
-        if self.lr <= 0 or self.schedule not in SCHEDULES or self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"need lr > 0, schedule in {SCHEDULES}, optimizer in {OPTIMIZERS}")
-        if not 0 < self.pct_start < 1 or self.div_factor <= 0 or self.final_div_factor <= 0:
-            raise ValueError("need 0 < pct_start < 1 and positive div factors")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
-        if self.texture_lr_scale <= 0:
-            raise ValueError(f"texture_lr_scale must be > 0, got {self.texture_lr_scale}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> FitConfig:
-        """Inverse of :meth:`to_dict` (unknown keys are refused)."""
-        data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown FitConfig fields: {unknown}")
-        if isinstance(data.get("unet"), dict):
-            data["unet"] = UNetConfig(**data["unet"])
-        if isinstance(data.get("loss"), dict):
-            data["loss"] = LossConfig(**data["loss"])
-        return cls(**data)
-
-    def identity(self) -> dict:
-        """The fields a resume must match (all but :data:`RUNTIME_FIELDS`)."""
-        data = self.to_dict()
-        for name in RUNTIME_FIELDS:
-            data.pop(name)
-        return data
 
 
 @dataclass(frozen=True)
@@ -528,11 +416,3 @@ def _resume(directory: Path, model: CarrierUNet, optimizer: torch.optim.Optimize
     if not saved.get("complete"):
         log(f"carrier: resuming from epoch {saved['epoch']}/{fresh['identity']['epochs']} ({directory})")
     return saved
-
-
-def with_overrides(config: FitConfig, **changes) -> FitConfig:
-    """``config`` with top-level fields and ``unet_*`` / ``loss_*`` nested fields replaced (for CLIs)."""
-    unet = {k.removeprefix("unet_"): v for k, v in changes.items() if k.startswith("unet_")}
-    loss = {k.removeprefix("loss_"): v for k, v in changes.items() if k.startswith("loss_")}
-    top = {k: v for k, v in changes.items() if not k.startswith(("unet_", "loss_"))}
-    return replace(config, unet=replace(config.unet, **unet), loss=replace(config.loss, **loss), **top)

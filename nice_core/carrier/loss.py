@@ -45,12 +45,13 @@ Pure functions do the math; :class:`CarrierLoss` holds the settings and the feat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from nice_core.carrier.config import LossConfig
 
 __all__ = [
     "CarrierLoss",
@@ -62,43 +63,6 @@ __all__ = [
     "loss_weight",
     "photometric_distance",
 ]
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Settings of :class:`CarrierLoss`.
-
-    Attributes:
-        l1_weight: weight of the photometric L1 term.
-        perceptual_weight: weight of the perceptual term (0: no feature network is run).
-        gradient_weight: weight of the image-gradient L1 term (0: off).
-        uncertainty: use the aleatoric form ``D exp(-s) + s``; ``False``: plain ``D``.
-        balanced: train with :func:`balanced_aleatoric_objective` (same optimum, scale-free gradients);
-            the reported loss is still the aleatoric one.
-        background: loss weight outside the dilated face mask, in ``[0, 1]``.
-        dilate: dilation of the face mask, as a fraction of the crop side.
-        vgg19: path of a torchvision-format VGG-19 state dict; ``None`` uses the mediapipe face features.
-    """
-
-    l1_weight: float = 1.0
-    perceptual_weight: float = 0.1
-    gradient_weight: float = 0.0
-    uncertainty: bool = True
-    balanced: bool = True
-    background: float = 0.1
-    dilate: float = 0.04
-    vgg19: str | None = None
-
-    def __post_init__(self) -> None:
-        if min(self.l1_weight, self.perceptual_weight, self.gradient_weight) < 0:
-            raise ValueError("loss weights must be >= 0")
-        if self.l1_weight + self.perceptual_weight + self.gradient_weight <= 0:
-            raise ValueError("at least one loss term needs a positive weight")
-        if not 0 <= self.background <= 1 or not 0 <= self.dilate < 0.5:
-            raise ValueError("background must be in [0, 1] and dilate in [0, 0.5)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def photometric_distance(xo: Tensor, xref: Tensor) -> Tensor:

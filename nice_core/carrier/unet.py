@@ -56,68 +56,13 @@ shared layers.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nice_core.carrier.config import OUTPUT_MODES, S_HEADS, UNetConfig
+
 __all__ = ["OUTPUT_MODES", "S_HEADS", "CarrierUNet", "UNetConfig", "carrier_head", "straight_through_clamp"]
-
-OUTPUT_MODES = ("direct", "residual")
-S_HEADS = ("detached", "shared")
-
-
-@dataclass(frozen=True)
-class UNetConfig:
-    """Shape of the carrier UNet.
-
-    Attributes:
-        base_channels: channels at full resolution; doubled per level.
-        depth: number of 2x downsamplings; the input side must be a multiple of ``2 ** depth``.
-        max_channels: cap on the channels of the deeper levels.
-        output: ``"direct"`` or ``"residual"`` (see the module notes).
-        s_min: soft lower bound on ``s``.
-        s_head: ``"detached"`` or ``"shared"`` (see the module notes).
-        texture_channels: channels of the identity texture (0: none, the network sees the target crop
-            only, as in the paper). With ``C > 0`` the network also sees ``C`` channels of a learnt texture,
-            sampled at each pixel's surface coordinates (:mod:`nice_core.carrier.surface`), and the mesh
-            coverage: a place, shared by every frame, for the swap's static detail (see the module notes).
-        texture_size: side of the texture, in texels over the crop's canonical face.
-    """
-
-    base_channels: int = 16
-    depth: int = 4
-    max_channels: int = 256
-    output: str = "residual"
-    s_min: float = -5.0
-    s_head: str = "detached"
-    texture_channels: int = 0
-    texture_size: int = 256
-
-    def __post_init__(self) -> None:
-        if self.base_channels < 1 or self.depth < 1 or self.max_channels < self.base_channels:
-            raise ValueError(f"need base_channels >= 1, depth >= 1, max_channels >= base_channels: {self}")
-        if self.output not in OUTPUT_MODES:
-            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
-        if self.s_head not in S_HEADS:
-            raise ValueError(f"s_head must be one of {S_HEADS}, got {self.s_head!r}")
-        if self.s_min >= 0:
-            raise ValueError(f"s_min must be < 0, got {self.s_min}")
-        if self.texture_channels < 0 or self.texture_size < 2:
-            raise ValueError(f"need texture_channels >= 0 and texture_size >= 2, got {self.texture_channels}, "
-                             f"{self.texture_size}")
-
-    @property
-    def multiple(self) -> int:
-        """Input height and width must be multiples of this."""
-        return 2**self.depth
-
-    def channels(self, level: int) -> int:
-        return min(self.base_channels * 2**level, self.max_channels)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def carrier_head(raw: Tensor, xt: Tensor, output: str = "direct", s_min: float = -5.0) -> tuple[Tensor, Tensor]:

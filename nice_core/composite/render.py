@@ -32,6 +32,7 @@ import numpy as np
 from nice_core.carrier.data import SWAP_REGION
 from nice_core.carrier.region import store_paste_mask
 from nice_core.composite.paste import paste_back
+from nice_core.config import default
 from nice_core.errors import InputError
 from nice_core.io import EncodeOptions, VideoProbe, VideoReader, probe_video
 from nice_core.io.writer import VideoWriter
@@ -56,10 +57,10 @@ class CompositeConfig:
             off: the target's face mask only.
     """
 
-    paste: str = "residual"
+    paste: str = default("composite.paste")
     batch_size: int = 8
     sigma_max: float = 0.25
-    swap_region: bool = True
+    swap_region: bool = default("composite.swap_region")
 
     def __post_init__(self) -> None:
         if self.paste not in PASTE_MODES:

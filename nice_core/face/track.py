@@ -12,6 +12,7 @@ The store and preview are written to temporary names and renamed only when the w
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -20,7 +21,8 @@ from typing import TextIO
 
 import numpy as np
 
-from nice_core.errors import NoFaceError
+from nice_core.config import default
+from nice_core.errors import NoFaceError, OutputError
 from nice_core.face.alignment import alignment_params, apply_affine, crop_matrix, smooth_params
 from nice_core.face.landmarks import FaceMeshDetector, HandDetector, native_stderr_silenced
 from nice_core.face.mask import face_mask
@@ -50,17 +52,17 @@ WRITE_BLOCK = 32
 class TrackConfig:
     """Settings of the tracking/alignment stage (``face:`` in ``config.yaml``)."""
 
-    crop_size: int = 256
-    crop_scale: float = 1.0
-    subject: str = "largest"
-    max_faces: int = 4
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    max_gap_s: float = 0.5
-    smooth_sigma_s: float = 0.1
-    mask_feather: float = 0.04
-    detect_hands: bool = True
-    preview: bool = True
+    crop_size: int = default("face.crop_size")
+    crop_scale: float = default("face.crop_scale")
+    subject: str = default("face.subject")
+    max_faces: int = default("face.max_faces")
+    min_detection_confidence: float = default("face.min_detection_confidence")
+    min_tracking_confidence: float = default("face.min_tracking_confidence")
+    max_gap_s: float = default("face.max_gap_s")
+    smooth_sigma_s: float = default("face.smooth_sigma_s")
+    mask_feather: float = default("face.mask_feather")
+    detect_hands: bool = default("face.detect_hands")
+    preview: bool = default("face.preview")
 
     def __post_init__(self) -> None:
         if not 32 <= self.crop_size <= 2048:
@@ -233,10 +235,12 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
         if preview is not None:
             preview.close()
         os.replace(tmp_store, store_path)
-    except BaseException:
+    except BaseException as err:
         if preview is not None:
             preview.abort()
         tmp_store.unlink(missing_ok=True)
+        if isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left" in str(err)):
+            raise OutputError(f"no space left on device writing {store_path}") from None
         raise
     return TrackResult(store_path, preview_path if config.preview else None, frames_with_face,
                        frames_detected, n)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from nice_core.config import default
 from nice_core.errors import OutputError
 from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
 from nice_core.provenance.label import input_digests, synthetic_media_metadata
@@ -45,20 +47,25 @@ class EncodeOptions:
     manifest declaring the AI-generated edit.
     """
 
-    codec: str = "libx264"
-    crf: int | None = 18
-    preset: str | None = "medium"
+    codec: str = default("encode.codec")
+    crf: int | None = default("encode.crf")
+    preset: str | None = default("encode.preset")
     pix_fmt: str = "yuv420p"
-    visible_label: bool = False
+    visible_label: bool = default("encode.visible_label")
     c2pa_key: str = ""
     c2pa_cert: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
-    def output_kwargs(self, width: int, height: int) -> dict[str, object]:
-        pix_fmt = self.pix_fmt
-        if "420" in pix_fmt and (width % 2 or height % 2):
-            pix_fmt = pix_fmt.replace("420", "444")  # 4:2:0 needs even sizes; keep the size, not the format
-        kwargs: dict[str, object] = {"vcodec": self.codec, "pix_fmt": pix_fmt}
+    def coded_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size a ``width x height`` picture is encoded at: 4:2:0 and 4:2:2 chroma needs an even width
+        (and 4:2:0 an even height), so an odd side gets one more pixel (:class:`VideoWriter` repeats the last
+        row or column). 4:4:4 H.264 would keep the size, but many players refuse it."""
+        even_width = "420" in self.pix_fmt or "422" in self.pix_fmt
+        even_height = "420" in self.pix_fmt
+        return width + (width % 2 if even_width else 0), height + (height % 2 if even_height else 0)
+
+    def output_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {"vcodec": self.codec, "pix_fmt": self.pix_fmt}
         if self.crf is not None:
             kwargs["crf"] = self.crf
         if self.preset is not None:
@@ -118,10 +125,15 @@ class VideoWriter:
         self._c2pa = (encode.c2pa_key, encode.c2pa_cert) if encode.c2pa_key or encode.c2pa_cert else None
         self._kind = label_kind
 
-        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{self.width}x{self.height}",
-                             framerate=str(Fraction(fps)))
+        self.coded_width, self.coded_height = encode.coded_size(self.width, self.height)
+        if (self.coded_width, self.coded_height) != (self.width, self.height):
+            print(f"nice-core: note: {self.path.name}: the frame size {self.width}x{self.height} is odd; written "
+                  f"as {self.coded_width}x{self.coded_height} (the last row/column repeated), as {encode.pix_fmt} "
+                  "needs even sizes", file=sys.stderr)
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24",
+                             s=f"{self.coded_width}x{self.coded_height}", framerate=str(Fraction(fps)))
         streams = [video.video]
-        kwargs = encode.output_kwargs(self.width, self.height)
+        kwargs = encode.output_kwargs()
         if audio_from is not None and _has_audio(Path(audio_from)):
             streams.append(ffmpeg.input(str(audio_from)).audio)
             kwargs["acodec"] = "copy"
@@ -147,6 +159,9 @@ class VideoWriter:
                 f"frame {self.frames_written} has shape {frame.shape} {frame.dtype}, "
                 f"expected ({self.height}, {self.width}, 3) uint8"
             )
+        if (self.coded_width, self.coded_height) != (self.width, self.height):
+            frame = np.pad(frame, ((0, self.coded_height - self.height), (0, self.coded_width - self.width), (0, 0)),
+                           mode="edge")
         frame = embed(frame, self.payload)
         if self.visible_label:
             frame = draw_visible_label(frame)

@@ -8,8 +8,20 @@
 * :mod:`~nice_core.proxy.benchmark`: the synthetic flicker benchmark with ground truth.
 """
 
-from nice_core.proxy.check import ProxyCheck, check_proxy
-from nice_core.proxy.dataset import VideoPair, csv_pairs, ffpp_pairs
-from nice_core.proxy.sources import VideoSpec, workflow_videos
+from nice_core.lazy import lazy_getattr
 
-__all__ = ["ProxyCheck", "VideoPair", "VideoSpec", "check_proxy", "csv_pairs", "ffpp_pairs", "workflow_videos"]
+#: Public name -> its submodule, loaded on first use (PEP 562): the workflow reads the run's video list
+#: (:mod:`~nice_core.proxy.sources`) without importing the video readers behind the proxy check.
+_EXPORTS = {
+    "ProxyCheck": "check",
+    "VideoPair": "dataset",
+    "VideoSpec": "sources",
+    "check_proxy": "check",
+    "csv_pairs": "dataset",
+    "ffpp_pairs": "dataset",
+    "workflow_videos": "sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nice_core.config import default
 from nice_core.errors import InputError
 from nice_core.io.probe import VideoProbe, probe_video
 from nice_core.io.reader import VideoReader
@@ -44,7 +45,7 @@ from nice_core.io.reader import VideoReader
 #: Width of the grey thumbnails the videos are compared on; the height keeps the target's aspect ratio.
 THUMB_WIDTH = 64
 #: Largest offset searched by default, in frames (half a second at 30 fps).
-MAX_OFFSET = 15
+MAX_OFFSET = default("proxy.max_offset")
 #: Mean absolute difference, in grey levels (0-255) on the thumbnails, within which a pixel matches.
 #: A 64-pixel-wide thumbnail averages ~10x10 pixel blocks, so compression noise mostly cancels: a crf 23
 #: re-encode of the sample differs by 0.4 on average, a crf 40 one (FF++ "c40") by 2.4, with every pixel

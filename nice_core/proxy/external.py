@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nice_core.config import default
 from nice_core.errors import NiceError
 from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
 
@@ -68,9 +69,9 @@ class ExternalSwapper:
 
     preset: str | None = None
     template: str | None = None
-    tool_root: str = ""
+    tool_root: str = default("external.tool_root")
     requires: list[str] = field(default_factory=list)
-    device: str = "cpu"
+    device: str = default("external.device")
 
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.template is None):

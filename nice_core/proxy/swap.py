@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nice_core.config import default
 from nice_core.errors import InputError, NoFaceError
 from nice_core.face.landmarks import FaceMeshDetector, face_oval_indices, native_stderr_silenced
 from nice_core.face.mask import hand_mask, polygon_mask
@@ -39,10 +40,10 @@ IDENTITY_SAMPLES = 48
 class SwapConfig:
     """Settings of the built-in swapper (``swap:`` in ``config.yaml``)."""
 
-    blend: str = "feather"
-    feather: float = 0.08
-    color_transfer: bool = True
-    identity_frames: int = 1
+    blend: str = default("swap.blend")
+    feather: float = default("swap.feather")
+    color_transfer: bool = default("swap.color_transfer")
+    identity_frames: int = default("swap.identity_frames")
 
     def __post_init__(self) -> None:
         if self.blend not in ("feather", "seamless"):

@@ -190,11 +190,34 @@ def aggregate(eval_jsons: Sequence[Mapping], failures: Sequence[Mapping] = ()) -
     return DatasetTable(tuple(rows), metrics, tuple(_check_failure(f) for f in failures), definitions)
 
 
+#: Lines the CLI prints when it stops early, besides ``nice-core: error: ...``.
+STOP_PREFIXES = ("nice-core: terminated", "nice-core: interrupted")
+
+
+def _failure_lines(lines: list[str]) -> list[str]:
+    """The messages of a log's lines that say why a command stopped: every ``nice-core: error:`` line (the
+    CLI's own and argparse's), a SIGTERM or Ctrl-C, and the last line of a Python traceback (a crash)."""
+    found = []
+    in_traceback = False
+    for line in (raw.rstrip("\r\n") for raw in lines):
+        if line.startswith(ERROR_PREFIX):
+            found.append(line[len(ERROR_PREFIX):].strip())
+        elif line.startswith(STOP_PREFIXES):
+            found.append(line.removeprefix("nice-core: ").strip())
+        elif line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+        elif in_traceback and line and not line.startswith((" ", "\t")):
+            found.append(f"crashed: {line.strip()}")
+            in_traceback = False
+    return found
+
+
 def failures_from_logs(log_dir: str | Path, names: Iterable[str]) -> list[dict]:
     """Find why videos failed in the workflow's logs, ``<log_dir>/<rule>/<name>.log``.
 
-    For each name, every rule folder's ``<name>.log`` is read; the last line that starts with
-    ``nice-core: error: `` is the message, the folder the rule. When several logs hold such a line, the
+    For each name, every rule folder's ``<name>.log`` is read; the last line that says why the command
+    stopped (:func:`_failure_lines`: ``nice-core: error: ...``, a SIGTERM, a traceback's last line) is the
+    message, the folder the rule. When several logs hold such a line, the
     most recently written one wins (an older failure may have been fixed by a rerun). A video with no such
     line still gets an entry (rule ``None`` when it has no log at all), so no failure goes unlisted.
 
@@ -221,8 +244,7 @@ def failures_from_logs(log_dir: str | Path, names: Iterable[str]) -> list[dict]:
         logs = [rule / f"{name}.log" for rule in rules if (rule / f"{name}.log").is_file()]
         found: list[tuple[float, Path, str]] = []
         for log in logs:
-            errors = [line.rstrip("\r\n")[len(ERROR_PREFIX):].strip()
-                      for line in log.read_text(errors="replace").splitlines() if line.startswith(ERROR_PREFIX)]
+            errors = _failure_lines(log.read_text(errors="replace").splitlines())
             if errors:
                 found.append((log.stat().st_mtime, log, errors[-1]))
         if found:

@@ -1,0 +1,228 @@
+# Helpers shared by the rule files: the validated config, the run's videos, their paths and resources.
+# Only light, pure-Python parts of nice_core are imported here, so building the DAG (and `snakemake -n`)
+# never loads torch, PyAV or h5py; heavier checks are imported only where a run needs them.
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from nice_core.carrier.config import check_fit_overrides
+from nice_core.config import stage_flags, validate
+from nice_core.errors import InputError, NiceError
+from nice_core.proxy.sources import workflow_videos
+
+
+def check_external_swapper(config, videos):
+    """Say what an external swapper lacks before any job starts (only when it will make a proxy; the
+    import is heavier than the rest of this file)."""
+    if config["proxy"]["generator"] == "external" and any(v.generated_proxy for v in videos.values()):
+        from nice_core.proxy.external import ExternalSwapper
+
+        try:
+            swapper = ExternalSwapper(**config["external"])
+        except ValueError as err:
+            raise InputError(f"config.yaml: external: {err}") from None
+        swapper.check_available()
+
+
+# One line naming the bad key, and no traceback (nice_core/config/config.schema.yaml holds every key).
+try:
+    config.update(validate(config, "config.yaml"))
+    check_fit_overrides(config["carrier"]["fit"], "config.yaml: carrier.fit")
+    VIDEOS = workflow_videos(config)
+    check_external_swapper(config, VIDEOS)
+except NiceError as err:
+    sys.exit(f"nice-core: error: {err}")
+
+RESULTS = Path(config["results"])
+WORK = RESULTS / "work"
+LOGS = RESULTS / "logs"
+BENCH = RESULTS / "benchmarks"
+REPORT = RESULTS / "report"
+VIDEO_NAMES = " ".join(VIDEOS)
+OUTPUT_VIDEO = {str(v.output_relpath): name for name, v in VIDEOS.items()}
+GENERATOR = config["proxy"]["generator"]
+PREVIEW = config["face"]["preview"]
+SAVE_UNCERTAINTY = config["composite"]["save_uncertainty"]
+PROXY_RESOURCES = "proxy" if GENERATOR == "swap" else "external_proxy"
+
+
+def flags(*sections):
+    """The command-line flags of config sections (nice_core.config.stage_flags)."""
+    return " ".join(stage_flags(config, s) for s in sections)
+
+
+def res(rule_name, key):
+    """A resource of a rule (resources.<rule> in the config; every rule has defaults in the schema)."""
+    return config["resources"][rule_name].get(key)
+
+
+def spec(wildcards):
+    return VIDEOS[wildcards.video]
+
+
+def video_path(wildcards):
+    return str(spec(wildcards).target)
+
+
+def identity_path(wildcards):
+    identity = spec(wildcards).identity
+    return str(identity if identity is not None else spec(wildcards).target)  # None: a self-swap
+
+
+def proxy_of(name):
+    given = VIDEOS[name].proxy
+    return str(given) if given is not None else str(WORK / name / "proxy.mp4")
+
+
+def proxy_path(wildcards):
+    return proxy_of(wildcards.video)
+
+
+def refined_path(name):
+    return RESULTS / VIDEOS[name].output_relpath
+
+
+def uncertainty_path(name):
+    return RESULTS / "uncertainty" / VIDEOS[name].output_relpath
+
+
+def track_outputs():
+    outputs = {"store": WORK / "{video}" / "face.h5"}
+    if PREVIEW:
+        outputs["preview"] = WORK / "{video}" / "preview.mp4"
+    return outputs
+
+
+def proxy_inputs(wildcards):
+    inputs = {"target": video_path(wildcards), "identity": identity_path(wildcards)}
+    if GENERATOR == "swap":
+        inputs["store"] = WORK / wildcards.video / "face.h5"  # the built-in swapper reuses the tracked face
+    return inputs
+
+
+def proxy_command(wildcards, input, output):
+    """The command that makes a missing proxy: the built-in swapper or the external tool."""
+    q = shlex.quote
+    if GENERATOR == "swap":
+        return (
+            f"nice-core swap --identity {q(input.identity)} --target {q(input.target)}"
+            f" --store {q(input.store)} -o {q(output.proxy)} {flags('swap', 'encode')}"
+        )
+    tool_log = LOGS / "proxy" / f"{wildcards.video}.tool.log"
+    return (
+        f"nice-core external-swap {flags('external')} --target {q(input.target)}"
+        f" --identity {q(input.identity)} -o {q(output.proxy)} --log {q(str(tool_log))}"
+    )
+
+
+def checkpoint_dir(wildcards):
+    return WORK / wildcards.video / "checkpoint"
+
+
+def composite_input(wildcards):
+    name = OUTPUT_VIDEO[wildcards.outpath]
+    return {
+        "target": str(VIDEOS[name].target),
+        "store": WORK / name / "face.h5",
+        "carrier": WORK / name / "carrier.safetensors",
+        "proxy": proxy_of(name),
+    }
+
+
+def composite_outputs():
+    outputs = {"video": RESULTS / "{outpath}"}
+    if SAVE_UNCERTAINTY:
+        outputs["sigma"] = RESULTS / "uncertainty" / "{outpath}"
+    return outputs
+
+
+def composite_extra(wildcards, output):
+    words = []
+    identity = VIDEOS[OUTPUT_VIDEO[wildcards.outpath]].identity
+    if identity is not None:
+        words += ["--identity", str(identity)]
+    if "sigma" in output.keys():
+        words += ["--save-uncertainty", str(output.sigma)]
+    return " ".join(map(shlex.quote, words))
+
+
+def evaluated_video(wildcards):
+    return refined_path(wildcards.video)
+
+
+def evaluated_sigma(wildcards):
+    return [uncertainty_path(wildcards.video)] if SAVE_UNCERTAINTY else []
+
+
+def eval_extra(wildcards):
+    s = spec(wildcards)
+    words = ["--name", wildcards.video, "--method", s.method, "--subject", str(config["face"]["subject"])]
+    if SAVE_UNCERTAINTY:
+        words += ["--uncertainty", str(uncertainty_path(wildcards.video))]
+    if s.identity is not None:
+        words += ["--identity", str(s.identity)]
+    if s.reference is not None:
+        words += ["--reference", str(s.reference)]
+    return " ".join(map(shlex.quote, words))
+
+
+# The run's settings as recorded in every provenance record: what changes results (not the video list or
+# the resources).
+PROVENANCE_CONFIG = json.dumps(
+    {k: v for k, v in config.items() if k not in ("videos", "ffpp", "pairs_csv", "benchmarks", "resources")},
+    sort_keys=True,
+    default=str,
+)
+
+
+def provenance_inputs(wildcards):
+    s = spec(wildcards)
+    files = {"target": str(s.target), "proxy": proxy_path(wildcards)}
+    if s.identity is not None:
+        files["identity"] = str(s.identity)
+    if s.reference is not None:
+        files["reference"] = str(s.reference)
+    return files
+
+
+def provenance_results(wildcards):
+    work = WORK / wildcards.video
+    files = {
+        "probe": work / "probe.json",
+        "store": work / "face.h5",
+        "proxy_check": work / "proxy_check.json",
+        "metrics": work / "metrics.json",
+        "carrier": work / "carrier.safetensors",
+        "refined": refined_path(wildcards.video),
+    }
+    return {role: str(path) for role, path in files.items()}
+
+
+def provenance_flags(wildcards):
+    s = spec(wildcards)
+    video = {
+        "target": str(s.target),
+        "proxy": None if s.proxy is None else str(s.proxy),
+        "identity": None if s.identity is None else str(s.identity),
+        "reference": None if s.reference is None else str(s.reference),
+        "method": s.method,
+    }
+    words = [f"--input={role}={path}" for role, path in provenance_inputs(wildcards).items()]
+    words += [f"--result={role}={path}" for role, path in provenance_results(wildcards).items()]
+    words += ["--video-json", json.dumps(video, sort_keys=True), "--config-json", PROVENANCE_CONFIG]
+    return " ".join(map(shlex.quote, words))
+
+
+def write_partial_report():
+    """After a failure: the report from the metrics that exist, listing the failed videos' errors."""
+    from nice_core.report.run import build_report
+
+    done = [p for p in (WORK / name / "metrics.json" for name in VIDEOS) if p.is_file()]
+    page = build_report(done, REPORT / "report.html", expected=VIDEOS, log_dir=LOGS)
+    print(
+        f"nice-core: some jobs failed; their errors are listed in {page.resolve()} and in the logs under "
+        f"{LOGS}/ (rerun the same command to redo only them)"
+    )
