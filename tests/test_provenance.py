@@ -1,5 +1,6 @@
 """Every written video or image says it is synthetic: container/image tags and a pixel watermark that
-survives re-encoding at CRF 28, half-size rescaling and a 10% border crop; clean footage is not flagged."""
+survives re-encoding at CRF 28, half-size rescaling and a 10% border crop (a 2 s clip: all of them at
+once); clean footage is not flagged."""
 
 import subprocess
 import sys
@@ -53,12 +54,36 @@ def test_the_watermark_survives_common_handling(marked, tmp_path, name, filters)
     assert done.returncode == 0 and "watermark: DETECTED" in done.stdout
 
 
+@pytest.mark.parametrize("name,scale", [
+    ("half", "scale=320:180"),  # the reported case: 640x360 halved and re-encoded at CRF 28
+    ("crop_and_half", "crop=iw*0.8:ih*0.8:iw*0.1:ih*0.1,scale=iw/2:ih/2"),  # 256x144
+])
+def test_a_two_second_clip_survives_halving_at_crf28(marked, short_clip, tmp_path, name, scale):
+    # 48 frames (2 s at 24 fps), the shortest clip the watermark promises to survive this for.
+    source, payload = marked
+    copies = {}
+    for kind, video in (("marked", source), ("unmarked", short_clip)):
+        copies[kind] = tmp_path / f"{kind}_{name}.mp4"
+        run_ffmpeg("-i", str(video), "-vf", scale, "-c:v", "libx264", "-crf", "28", "-map_metadata", "-1",
+                   str(copies[kind]))
+    probe = probe_video(copies["marked"])
+    assert probe.width <= 320 and probe.n_frames == 48
+    result = verify_file(copies["marked"])
+    assert not result.label_found
+    w = result.watermark
+    assert w.found and w.payload == payload and w.scale == 2.0
+    assert w.z >= 1.25 * DETECT_Z  # with a margin: another x264 build or a harder clip costs some of it
+    clean = verify_file(copies["unmarked"])
+    assert not clean.found and clean.watermark.z < 0.7 * DETECT_Z
+
+
 def test_clean_footage_is_not_flagged(sample, no_face_clip, clips):
     others = clips / "mandelbrot.mp4"
     run_ffmpeg("-f", "lavfi", "-i", "mandelbrot=size=640x360:rate=25", "-t", "2", "-pix_fmt", "yuv420p", str(others))
     for video in (sample, no_face_clip, others):
         result = verify_file(video)
-        assert not result.found and result.watermark.z < DETECT_Z / 2
+        # Unmarked footage scores the largest of some 10^5 near-Gaussian values (about 4 to 5).
+        assert not result.found and result.watermark.z < 0.7 * DETECT_Z
     assert nice_core("verify", str(sample)).returncode == 1
 
 
