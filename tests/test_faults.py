@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nice_core.io.atomic import remove_stale_partials, temporary_sibling
@@ -108,6 +109,35 @@ def test_a_disk_that_fills_while_the_store_is_written_is_one_line(tiny_clip: Pat
         assert result.stderr.strip().splitlines()[-1] == (
             f"nice-core: error: no space left on device writing {small / 't' / 'face.h5'}")
         assert list(small.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
+def test_a_disk_that_fills_while_the_fit_caches_proxy_crops_keeps_the_store(tiny_clip: Path, tmp_path: Path) -> None:
+    """The fit writes its proxy-crop cache into the tracking store: a full disk is one line, and the
+    tracking data in the store stays readable."""
+    from nice_core.store import FaceStore
+
+    work = tmp_path / "work"
+    nice = [sys.executable, "-m", "nice_core"]
+    subprocess.run([*nice, "track", str(tiny_clip), "-o", str(work), "--no-preview", "--no-detect-hands"],
+                   check=True, capture_output=True, timeout=300)
+    proxy = tmp_path / "p.mp4"
+    subprocess.run(_swap_cmd(tiny_clip, proxy)[:-2] + ["--store", str(work / "face.h5"), "-o", str(proxy)],
+                   check=True, capture_output=True, timeout=300)
+    size_k = (work / "face.h5").stat().st_size // 1024 + 1024  # room for the store, not for the crops' cache
+    with _small_disk(tmp_path, f"{size_k}k") as small:
+        shutil.copy(work / "face.h5", small / "face.h5")
+        with FaceStore.open(work / "face.h5") as store:
+            landmarks = store["landmarks"][:]
+        result = subprocess.run([*nice, "fit", "--store", str(small / "face.h5"), "--proxy", str(proxy), "-o",
+                                 str(tmp_path / "c.safetensors"), "--epochs", "1", "--threads", "1"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"nice-core: error: no space left on device writing the proxy-crop cache into {small / 'face.h5'}")
+        with FaceStore.open(small / "face.h5") as store:
+            assert np.array_equal(store["landmarks"][:], landmarks, equal_nan=True)
+        assert not (tmp_path / "c.safetensors").exists()
 
 
 def test_ffmpeg_cause_skips_the_generic_closing_lines() -> None:

@@ -33,6 +33,7 @@ training ``size`` (``cv2.INTER_AREA``); tensors are ``(B, 3, s, s)`` float in ``
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ from torch import Tensor
 
 from nice_core.carrier.region import RegionAccumulator, store_paste_mask
 from nice_core.carrier.register import register_proxy_crop
-from nice_core.errors import InputError
+from nice_core.errors import InputError, OutputError
 from nice_core.io.reader import VideoReader
 from nice_core.progress import progress
 from nice_core.store import FaceStore
@@ -177,6 +178,12 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
             group.create_dataset("proxy_shift", data=shifts)
             group.attrs["complete"] = bool(usable.any())
             count = int(usable.sum())
+    except OSError as err:
+        if err.errno == errno.ENOSPC or "No space left" in str(err):
+            # The tracking data is untouched (the cache is a group of its own, allocated up front); an
+            # incomplete cache is redone by the next fit.
+            raise OutputError(f"no space left on device writing the proxy-crop cache into {store_path}") from None
+        raise
     finally:
         os.utime(store_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     if count == 0:
