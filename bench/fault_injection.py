@@ -103,9 +103,34 @@ def refine_trials(folder: Path, clip: Path, proxy: Path, trials: int, rng: rando
 TIMING_KEYS = ("train_seconds", "seconds", "device", "threads")
 
 
-def _content_digest(path: Path) -> str:
+def _h5_digest(path: Path, root: Path) -> str:
+    """SHA-256 of an HDF5 store's datasets and attributes (values, not byte layout), with ``root`` spelled
+    ``<results>`` (the store records the proxy's path, which lies in the run's own results folder)."""
+    import h5py
+
+    digest = hashlib.sha256()
+
+    def attrs(obj) -> None:
+        for key in sorted(obj.attrs):
+            digest.update(key.encode() + str(obj.attrs[key]).replace(str(root), "<results>").encode())
+
+    with h5py.File(path, "r") as h5:
+        attrs(h5)
+
+        def visit(name: str, obj) -> None:
+            digest.update(name.encode())
+            attrs(obj)
+            if isinstance(obj, h5py.Dataset):
+                digest.update(obj[()].tobytes())
+
+        h5.visititems(visit)
+    return digest.hexdigest()
+
+
+def _content_digest(path: Path, root: Path) -> str:
     """SHA-256 of what a file means: a carrier's tensors (not its metadata, which holds the fit's timings),
-    a checkpoint state without its timings, any other file byte for byte."""
+    a checkpoint state without its timings, an HDF5 store's values, JSON with the results folder's own path
+    spelled ``<results>`` (each trial has its own folder), any other file byte for byte."""
     import json
 
     if path.suffix == ".safetensors":
@@ -116,21 +141,27 @@ def _content_digest(path: Path) -> str:
         for key in sorted(tensors):
             digest.update(key.encode() + tensors[key].tobytes())
         return digest.hexdigest()
-    if path.name == "state.json":
+    if path.suffix == ".h5":
+        return _h5_digest(path, root)
+    if path.suffix == ".json":
         def strip(value):
             if isinstance(value, dict):
-                return {k: strip(v) for k, v in value.items() if k not in TIMING_KEYS}
-            return [strip(v) for v in value] if isinstance(value, list) else value
+                return {k: strip(v) for k, v in value.items() if k not in TIMING_KEYS or path.name != "state.json"}
+            if isinstance(value, list):
+                return [strip(v) for v in value]
+            return value.replace(str(root), "<results>") if isinstance(value, str) else value
 
         return hashlib.sha256(json.dumps(strip(json.loads(path.read_text())), sort_keys=True).encode()).hexdigest()
     return sha256(path)
 
 
 def tree_digest(results: Path) -> dict[str, str]:
-    """Every result file's content digest (logs, Snakemake's benchmarks and the report record times)."""
+    """Every result file's content digest (logs, Snakemake's benchmarks and the report record times; a
+    provenance record holds its creation time and the other files' byte hashes, which these digests cover)."""
     skip = ("logs", "benchmarks", "report")
-    return {str(p.relative_to(results)): _content_digest(p) for p in sorted(results.rglob("*"))
-            if p.is_file() and p.relative_to(results).parts[0] not in skip and not p.name.startswith(".")}
+    return {str(p.relative_to(results)): _content_digest(p, results) for p in sorted(results.rglob("*"))
+            if p.is_file() and p.relative_to(results).parts[0] not in skip and not p.name.startswith(".")
+            and p.name != "provenance.json"}
 
 
 def workflow_trials(folder: Path, clip: Path, runs: int, rng: random.Random, env: dict) -> list[dict]:
