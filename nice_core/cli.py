@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nice_core import __version__
-from nice_core.errors import NiceError
+from nice_core.errors import NiceError, is_disk_full
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -659,7 +659,6 @@ def _last_line(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import contextlib
-    import errno
     import signal
 
     from nice_core.io.lock import output_lock
@@ -687,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nice-core: interrupted", file=sys.stderr)
         return 130
     except OSError as err:
-        if err.errno != errno.ENOSPC and "No space left on device" not in str(err):  # h5py sets no errno
+        if not is_disk_full(err):
             raise
         cleanup.run()
         _last_line(f"nice-core: error: no space left on device writing {err.filename or 'an output'}")

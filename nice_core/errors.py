@@ -7,6 +7,8 @@ exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+
 
 class NiceError(Exception):
     """An expected, user-facing failure. ``str(err)`` is a complete one-line message."""
@@ -24,6 +26,16 @@ class NoFaceError(NiceError):
 
 class OutputError(NiceError):
     """An output cannot be written (for example it would overwrite an input)."""
+
+
+#: How the C library (and so ffmpeg's log and HDF5's messages) words ENOSPC.
+DISK_FULL = "No space left on device"
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` is a full disk: ENOSPC, or an error whose message carries it (h5py raises
+    ``OSError``/``RuntimeError`` that quote HDF5's errno text, sometimes with no errno set)."""
+    return getattr(err, "errno", None) == errno.ENOSPC or DISK_FULL in str(err)
 
 
 def yaml_error_line(err: Exception) -> str:

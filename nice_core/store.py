@@ -32,7 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from nice_core.errors import InputError
+from nice_core.errors import DISK_FULL, InputError, is_disk_full
 
 SCHEMA_VERSION = 1
 #: Face-mesh and hand landmark counts (mediapipe's topologies, see :mod:`nice_core.face.landmarks`).
@@ -131,8 +131,8 @@ class FaceStore:
                 self.h5.flush()
             except (OSError, RuntimeError) as err:
                 self.discard()
-                if "No space left on device" in str(err):
-                    raise OSError(errno.ENOSPC, "No space left on device", str(self.path)) from None
+                if is_disk_full(err):
+                    raise OSError(errno.ENOSPC, DISK_FULL, str(self.path)) from None
                 raise
         self._datasets.clear()
         self.h5.close()

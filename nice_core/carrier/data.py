@@ -33,7 +33,6 @@ training ``size`` (``cv2.INTER_AREA``); tensors are ``(B, 3, s, s)`` float in ``
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ from torch import Tensor
 
 from nice_core.carrier.region import RegionAccumulator, store_paste_mask
 from nice_core.carrier.register import register_proxy_crop
-from nice_core.errors import InputError, OutputError
+from nice_core.errors import InputError, OutputError, is_disk_full
 from nice_core.io.reader import VideoReader
 from nice_core.progress import progress
 from nice_core.store import FaceStore
@@ -179,7 +178,7 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
             group.attrs["complete"] = bool(usable.any())
             count = int(usable.sum())
     except OSError as err:
-        if err.errno == errno.ENOSPC or "No space left" in str(err):
+        if is_disk_full(err):
             # The tracking data is untouched (the cache is a group of its own, allocated up front); an
             # incomplete cache is redone by the next fit.
             raise OutputError(f"no space left on device writing the proxy-crop cache into {store_path}") from None

@@ -12,7 +12,6 @@ The store and preview are written to temporary names and renamed only when the w
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from nice_core.config import default
-from nice_core.errors import NoFaceError, OutputError
+from nice_core.errors import NoFaceError, OutputError, is_disk_full
 from nice_core.face.alignment import alignment_params, apply_affine, crop_matrix, smooth_params
 from nice_core.face.landmarks import FaceMeshDetector, HandDetector, native_stderr_silenced
 from nice_core.face.mask import face_mask
@@ -239,7 +238,7 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
         if preview is not None:
             preview.abort()
         tmp_store.unlink(missing_ok=True)
-        if isinstance(err, OSError) and (err.errno == errno.ENOSPC or "No space left" in str(err)):
+        if isinstance(err, OSError) and is_disk_full(err):
             raise OutputError(f"no space left on device writing {store_path}") from None
         raise
     return TrackResult(store_path, preview_path if config.preview else None, frames_with_face,

@@ -22,7 +22,7 @@ import ffmpeg
 import numpy as np
 
 from nice_core.config import default
-from nice_core.errors import OutputError
+from nice_core.errors import DISK_FULL, OutputError
 from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
 from nice_core.provenance.label import input_digests, synthetic_media_metadata
 from nice_core.provenance.visible import draw_visible_label
@@ -206,7 +206,7 @@ class VideoWriter:
     def _fail(self, what: str) -> None:
         lines = self._log.read_text(errors="replace").strip().splitlines() if self._log.exists() else []
         self.abort()
-        if any("No space left on device" in line for line in lines):
+        if any(DISK_FULL in line for line in lines):
             raise OutputError(f"no space left on device writing {self.path}")
         cause = ffmpeg_cause(lines)
         raise OutputError(f"writing {self.path} failed, {what}" + (f": {cause[:300]}" if cause else ""))
