@@ -89,15 +89,15 @@ def crop_fdt(out: list[np.ndarray], clean: list[np.ndarray], target: list[np.nda
 
 
 def scores(out: list[np.ndarray], ref: dict) -> dict:
-    from nice_core.carrier import quality
+    from nice_core.metrics import crops
 
     x, g, m = ref["target"], ref["clean"], ref["masks"]
-    return {"fdt": crop_fdt(out, g, x, m),"ff/X": quality.frame_difference(out, m) / ref["ff_x"],
-            "ff/P": quality.frame_difference(out, m) / ref["ff_p"],
-            "flick": 1e4 * quality.edit_flicker(out, x, m),
-            "PSNR(O,G)": quality.masked_psnr(out, g, m), "PSNR(P,G)": ref["psnr_pg"],
-            "PSNR(O,X)": quality.masked_psnr(out, x, m),
-            "detail": quality.detail(out, m) / ref["detail_g"]}
+    return {"fdt": crop_fdt(out, g, x, m),"ff/X": crops.frame_difference(out, m) / ref["ff_x"],
+            "ff/P": crops.frame_difference(out, m) / ref["ff_p"],
+            "flick": 1e4 * crops.edit_flicker(out, x, m),
+            "PSNR(O,G)": crops.sequence_psnr(out, g, m), "PSNR(P,G)": ref["psnr_pg"],
+            "PSNR(O,X)": crops.sequence_psnr(out, x, m),
+            "detail": crops.sequence_detail(out, m) / ref["detail_g"]}
 
 
 def main() -> None:
@@ -116,11 +116,12 @@ def main() -> None:
 
     import torch
 
-    from nice_core.carrier import FitConfig, fit_carrier, plan_fit, prepare_proxy_crops, quality, run_carrier
+    from nice_core.carrier import FitConfig, fit_carrier, plan_fit, prepare_proxy_crops, run_carrier
     from nice_core.carrier.config import with_overrides
     from nice_core.carrier.data import PROXY_CROPS
     from nice_core.face import TrackConfig, track_video
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
+    from nice_core.metrics import crops
     from nice_core.proxy.check import check_proxy
     from nice_core.store import FaceStore
 
@@ -152,8 +153,8 @@ def main() -> None:
     clean_all = crops_of(bench / "clean.mp4", transforms, has_face, size)
     clean = [clean_all[i] for i in frames]
     ref = {"target": target, "proxy": proxy, "clean": clean, "masks": masks,
-           "ff_x": quality.frame_difference(target, masks), "ff_p": quality.frame_difference(proxy, masks),
-           "psnr_pg": quality.masked_psnr(proxy, clean, masks), "detail_g": quality.detail(clean, masks)}
+           "ff_x": crops.frame_difference(target, masks), "ff_p": crops.frame_difference(proxy, masks),
+           "psnr_pg": crops.sequence_psnr(proxy, clean, masks), "detail_g": crops.sequence_detail(clean, masks)}
     stack = np.stack(proxy).astype(np.float32)
     mean5 = [np.round(stack[max(0, t - 2):t + 3].mean(0)).astype(np.uint8) for t in range(len(stack))]
     rows = {"proxy P": scores(proxy, ref), "clean G": scores(clean, ref), "P 5-frame mean": scores(mean5, ref)}

@@ -57,12 +57,14 @@ def main() -> int:
     from nice_core.face.landmarks import native_stderr_silenced
     from nice_core.io import VideoReader, VideoWriter
     from nice_core.metrics import evaluate
+    from nice_core.provenance import synthetic_label
     from nice_core.proxy.swap import swap_video
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clip = tmp / "clip.mp4"
-        with VideoReader(SAMPLE) as reader, VideoWriter(clip, 640, 360, reader.probe.fps) as writer:
+        with VideoReader(SAMPLE) as reader, VideoWriter(
+                clip, 640, 360, reader.probe.fps, label=synthetic_label({"target": SAMPLE}, "sample cut")) as writer:
             for _, frame in reader.iter_frames(0, args.frames):
                 writer.write(frame)
         still = tmp / "self.png"

@@ -75,6 +75,7 @@ def flow_filter(target: str | Path, proxy: str | Path, output: str | Path, radiu
 
     from nice_core.io import VideoReader, probe_video
     from nice_core.io.writer import VideoWriter
+    from nice_core.provenance import synthetic_label
 
     start = time.perf_counter()
     probe = probe_video(target)
@@ -84,8 +85,9 @@ def flow_filter(target: str | Path, proxy: str | Path, output: str | Path, radiu
     order: deque[int] = deque()
     flows = _Flows()
     with VideoReader(target, probe) as xr, VideoReader(proxy) as pr, VideoWriter(
-            output, probe.width, probe.height, probe.fps, label_inputs={"target": target, "proxy": proxy},
-            label_kind="flow-guided filter of a synthetic proxy", protect=(target, proxy)) as writer:
+            output, probe.width, probe.height, probe.fps,
+            label=synthetic_label({"target": target, "proxy": proxy}, "flow-guided filter of a synthetic proxy"),
+            protect=(target, proxy)) as writer:
         xs, ps = xr.iter_frames(), pr.iter_frames()
         loaded = -1
         for t in range(n):

@@ -8,7 +8,7 @@ On one video (default: the bundled sample), times:
     (``cv2.imwrite`` of ``VideoReader(video)[i]``). Three runs: detection inside the swapper (no store);
     with ``store=`` a ``face.h5`` from ``nice_core.face.track_video`` (default ``TrackConfig`` but
     ``preview=False``; its own time is printed too); and ``SwapConfig(blend="seamless")`` with that store.
-(b) ``nice_core.proxy.benchmark.make_benchmark(video, outdir, BenchConfig(frames=N))``, without and with
+(b) ``nice_core.groundtruth.clip.make_benchmark(video, outdir, BenchConfig(frames=N))``, without and with
     ``camera_move=True``, with a breakdown (source copy/camera move + encode, tracking of target.mp4,
     landmark smoothing, per-frame edit, rest).
     Breakdowns wrap a few functions of ``nice_core`` with timers in this process (nothing is changed).
@@ -98,7 +98,7 @@ def timers(which: str):
     from track_throughput import Timers  # bench/ is on sys.path when a bench script runs
 
     import nice_core.face.track as track
-    import nice_core.proxy.benchmark as benchmark
+    import nice_core.groundtruth.clip as benchmark
     import nice_core.proxy.swap as swap
     from nice_core.face.landmarks import FaceMeshDetector
 
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from nice_core.face.track import TrackConfig, track_video
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
     from nice_core.io import probe_video
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
     from nice_core.proxy.swap import SwapConfig, swap_video
 
     probe = probe_video(args.video)

@@ -63,6 +63,7 @@ def gaussian_baseline(proxy: Path, output: Path, sigma: float = 2.0) -> None:
 
     from nice_core.io import VideoReader, probe_video
     from nice_core.io.writer import VideoWriter
+    from nice_core.provenance import synthetic_label
 
     radius = int(np.ceil(3 * sigma))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
@@ -70,7 +71,7 @@ def gaussian_baseline(proxy: Path, output: Path, sigma: float = 2.0) -> None:
     n = probe.n_frames
     window: deque[np.ndarray] = deque()
     with VideoReader(proxy) as reader, VideoWriter(output, probe.width, probe.height, probe.fps,
-                                                  label_inputs={"proxy": proxy}, protect=(proxy,)) as writer:
+                                                  label=synthetic_label({"proxy": proxy}), protect=(proxy,)) as writer:
         frames = reader.iter_frames()
         loaded = -1
         for t in range(n):
@@ -105,7 +106,7 @@ def target_psnrs(video: Path, target: Path, clean: Path, store: Path) -> tuple[f
 
 def make_clip(name: str, work: Path) -> Path:
     from nice_core.face import TrackConfig, track_video
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
 
     folder = work / name
     settings = {k: v for k, v in CLIPS[name].items() if k != "set"}

@@ -51,12 +51,13 @@ def ffmpeg(*args: str) -> None:
 def write_marked(frames, out: Path, fps) -> int:
     """Write ``frames`` with the pipeline's writer (watermark and tags); returns the payload."""
     from nice_core.io import EncodeOptions, VideoWriter
+    from nice_core.provenance import synthetic_label
 
-    with VideoWriter(out, frames[0].shape[1], frames[0].shape[0], fps, label_inputs={"target": SAMPLE},
+    with VideoWriter(out, frames[0].shape[1], frames[0].shape[0], fps, label=synthetic_label({"target": SAMPLE}),
                      encode=EncodeOptions(extra={"threads": "1"})) as writer:
         for frame in frames:
             writer.write(frame)
-        return writer.payload
+        return writer.label.payload
 
 
 def robustness(outputs: dict[str, tuple[Path, int]], tmp: Path) -> None:

@@ -42,8 +42,8 @@ METHODS = ("FaceSwap", "Deepfakes")
 
 def build_tree(root: Path, targets: int, frames: int) -> list[tuple[str, str, Path, Path]]:
     """Write the fake FF++ tree; return ``(method, name, target, proxy)`` per manipulated video."""
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
     from nice_core.io import ffmpeg_exe
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
 
     originals = root / "original_sequences" / "youtube" / "c23" / "videos"
     originals.mkdir(parents=True, exist_ok=True)

@@ -184,8 +184,8 @@ def cmd_check_proxy(args: argparse.Namespace, cleanup: _Cleanup) -> int:
 
 
 def cmd_bench_make(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
     from nice_core.io import EncodeOptions
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
 
     config = dataclass_from_args(BenchConfig, args)
     encode = dataclass_from_args(EncodeOptions, args, {"crf": 16})
@@ -421,7 +421,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from nice_core.config import default
     from nice_core.face import TrackConfig
-    from nice_core.proxy.benchmark import BenchConfig
+    from nice_core.groundtruth.clip import BenchConfig
     from nice_core.proxy.external import PRESETS
     from nice_core.proxy.swap import SwapConfig
 

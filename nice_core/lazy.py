@@ -1,6 +1,6 @@
 """Lazy package exports (PEP 562): a package's public names, imported from their submodules on first use.
 
-So importing a light submodule (``nice_core.carrier.config``, ``nice_core.proxy.sources``) does not import
+So importing a light submodule (``nice_core.carrier.config``, ``nice_core.inputs.videos``) does not import
 its package's heavy siblings (torch, PyAV) through the package's ``__init__``.
 """
 

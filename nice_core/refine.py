@@ -60,7 +60,7 @@ def default_work_dir(output: str | Path) -> Path:
 
 def store_matches(store_path: Path, target: Path, config: TrackConfig) -> bool:
     """Whether ``store_path`` is a complete store of ``target`` made with ``config`` (so tracking can be skipped)."""
-    from nice_core.provenance.label import file_sha256
+    from nice_core.io.digest import file_sha256
 
     if not store_path.is_file():
         return False

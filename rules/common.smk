@@ -11,7 +11,7 @@ from pathlib import Path
 from nice_core.carrier.config import check_fit_overrides
 from nice_core.config import stage_flags, validate
 from nice_core.errors import InputError, NiceError
-from nice_core.proxy.sources import workflow_videos
+from nice_core.inputs.videos import workflow_videos
 
 
 def check_external_swapper(config, videos):

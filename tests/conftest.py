@@ -30,7 +30,7 @@ SMALL_RUN = {"face": {"crop_size": 64, "preview": False},
 
 
 def run_ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def flicker_bench(short_clip: Path, tmp_path_factory: pytest.TempPathFactory) ->
     target tracked at 128 px into ``store``. Shared by the carrier and refine tests (they only add the proxy
     crops cache to the store)."""
     from nice_core.face import TrackConfig, track_video
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
 
     root = tmp_path_factory.mktemp("flicker_bench")
     make_benchmark(short_clip, root / "bench", BenchConfig(frames=24), show_progress=False)

@@ -70,6 +70,8 @@ def test_smoothing_keeps_runs_apart_and_unwraps_angles():
     valid[:10] = valid[20:] = True
     params[10:20] = np.nan
     out = smooth_params(params, valid, sigma_frames=2.0)
-    assert np.all(out[:10, 0] == 0.0) and np.all(out[20:, 0] == 100.0)
+    # Each run keeps its own level (to rounding: the kernel's weights sum to 1 only in floating point).
+    np.testing.assert_allclose(out[:10, 0], 0.0, atol=1e-9)
+    np.testing.assert_allclose(out[20:, 0], 100.0, atol=1e-9)
     assert np.all(np.isnan(out[10:20]))
     assert np.all(np.abs(np.cos(out[:10, 3]) + 1) < 1e-3)  # stays near +-pi, never averages to 0

@@ -4,7 +4,6 @@ and a quality check on a short synthetic flicker benchmark made from the sample 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -31,13 +30,14 @@ from nice_core.carrier import (
     one_cycle_lr,
     plan_fit,
     prepare_proxy_crops,
-    quality,
     read_checkpoint,
     run_carrier,
 )
 from nice_core.carrier.data import PROXY_CROPS, warp_to_crop
 from nice_core.carrier.fit import resolve_device
 from nice_core.carrier.loss import balanced_aleatoric_objective, feature_distance, loss_weight
+from nice_core.errors import InputError
+from nice_core.metrics import crops
 from nice_core.store import FaceStore
 
 TINY = UNetConfig(base_channels=8, depth=3)
@@ -240,6 +240,7 @@ def test_cuda_falls_back_to_the_cpu_with_a_warning() -> None:
 # -- data -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_proxy_crops_use_the_targets_transform(bench: SimpleNamespace) -> None:
     from nice_core.io import VideoReader
 
@@ -263,6 +264,7 @@ def test_proxy_crops_use_the_targets_transform(bench: SimpleNamespace) -> None:
     assert bench.store.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_dataset_shapes_and_ranges(bench: SimpleNamespace) -> None:
     with CarrierDataset(bench.store, 64) as data:
         assert len(data) == 24
@@ -274,13 +276,14 @@ def test_dataset_shapes_and_ranges(bench: SimpleNamespace) -> None:
         assert [tuple(t.shape) for t in data[2]] == [(3, 64, 64), (3, 64, 64), (1, 64, 64)]
     with CarrierDataset(bench.store) as data:
         assert data.size == 128
-    with pytest.raises(Exception, match="size must be"):
+    with pytest.raises(InputError, match=r"size must be in \[1, 128\] \(the store's crop size\), got 256"):
         CarrierDataset(bench.store, 256)
 
 
 # -- fitting: determinism, checkpoints, resume ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_is_deterministic_for_a_seed(bench: SimpleNamespace) -> None:
     a = fit_carrier(bench.store, None, tiny_config(epochs=2), log=quiet).state_dict()
     b = fit_carrier(bench.store, None, tiny_config(epochs=2), log=quiet).state_dict()
@@ -302,6 +305,7 @@ fit_carrier(sys.argv[1], None, config, sys.argv[2], on_epoch=pause_after_first, 
 """
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_an_uninterrupted_fit(bench: SimpleNamespace, tmp_path: Path) -> None:
     config = tiny_config()
     reference = tmp_path / "reference"
@@ -316,9 +320,9 @@ def test_resume_after_kill_equals_an_uninterrupted_fit(bench: SimpleNamespace, t
             assert child.poll() is None, "the fit ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint after 120 s"
             time.sleep(0.02)
-        os.kill(child.pid, signal.SIGKILL)
     finally:
-        child.wait()
+        child.kill()  # also when a check above failed: never leave the child running
+        child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     state = json.loads((interrupted / "state.json").read_text())
     assert state["epoch"] == 1 and not state["complete"]
@@ -335,6 +339,7 @@ def test_resume_after_kill_equals_an_uninterrupted_fit(bench: SimpleNamespace, t
     assert [h["loss"] for h in done["history"]] == [h["loss"] for h in ref_state["history"]]
 
 
+@pytest.mark.slow
 def test_checkpoint_mismatch_is_refused_or_restarted(bench: SimpleNamespace, tmp_path: Path) -> None:
     folder = tmp_path / "ckpt"
     fit_carrier(bench.store, None, tiny_config(epochs=1), folder, log=quiet)
@@ -358,6 +363,7 @@ def test_checkpoint_mismatch_is_refused_or_restarted(bench: SimpleNamespace, tmp
 # -- inference ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_carrier_yields_every_frame(bench: SimpleNamespace, tmp_path: Path) -> None:
     store_path = tmp_path / "face.h5"
     shutil.copy(bench.store, store_path)
@@ -377,6 +383,7 @@ def test_run_carrier_yields_every_frame(bench: SimpleNamespace, tmp_path: Path) 
 # -- quality -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
     """A small carrier fitted for a few seconds on 24 frames flickers far less than the proxy, and still
     carries the edit: its crops are closer to the clean edit than the target's are."""
@@ -403,14 +410,14 @@ def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
         clean = [small(warp_to_crop(frame, transforms[i], 128)) for i, frame in reader.iter_frames()]
     out = [crop for _, crop, _ in run_carrier(model, bench.store, size, output_size=size)]
 
-    ff_x = quality.frame_difference(target, masks)
-    ff_p, ff_o = quality.frame_difference(proxy, masks) / ff_x, quality.frame_difference(out, masks) / ff_x
-    flicker_p, flicker_o = quality.edit_flicker(proxy, target, masks), quality.edit_flicker(out, target, masks)
-    psnr_og, psnr_xg = quality.masked_psnr(out, clean, masks), quality.masked_psnr(target, clean, masks)
+    ff_x = crops.frame_difference(target, masks)
+    ff_p, ff_o = crops.frame_difference(proxy, masks) / ff_x, crops.frame_difference(out, masks) / ff_x
+    flicker_p, flicker_o = crops.edit_flicker(proxy, target, masks), crops.edit_flicker(out, target, masks)
+    psnr_og, psnr_xg = crops.sequence_psnr(out, clean, masks), crops.sequence_psnr(target, clean, masks)
     print(f"fit {fit_s:.1f} s; frame-to-frame / target's: proxy {ff_p:.2f}, carrier {ff_o:.2f}; "
           f"edit flicker x1e4: proxy {1e4 * flicker_p:.1f}, carrier {1e4 * flicker_o:.1f}; "
           f"PSNR to clean: carrier {psnr_og:.2f}, target {psnr_xg:.2f}, proxy "
-          f"{quality.masked_psnr(proxy, clean, masks):.2f}")
+          f"{crops.sequence_psnr(proxy, clean, masks):.2f}")
     assert ff_o < 0.5 * ff_p
     assert flicker_o < 0.5 * flicker_p
     assert psnr_og > psnr_xg + 1.0
@@ -446,6 +453,7 @@ def test_texture_carrier_needs_and_uses_surface_coordinates() -> None:
     assert not CarrierUNet(TINY).uses_surface
 
 
+@pytest.mark.slow
 def test_texture_fit_runs_resumes_and_carries(bench: SimpleNamespace, tmp_path: Path) -> None:
     """A texture carrier fits, resumes bit for bit after a stop, and runs over every frame."""
     config = tiny_config(unet=UNetConfig(base_channels=8, depth=3, texture_channels=4, texture_size=64), epochs=2)
@@ -466,6 +474,7 @@ def test_texture_fit_runs_resumes_and_carries(bench: SimpleNamespace, tmp_path: 
     assert len(out) == 24 and all(crop is not None and crop.shape == (128, 128, 3) for _, crop, _ in out)
 
 
+@pytest.mark.slow
 def test_a_runaway_fit_is_rolled_back_then_stopped_with_one_line(bench: SimpleNamespace) -> None:
     """At an absurd learning rate every epoch diverges: each is rolled back at half the rate, with a warning,
     and after the last allowed rollback the fit stops with an error that says what to change."""
@@ -478,6 +487,7 @@ def test_a_runaway_fit_is_rolled_back_then_stopped_with_one_line(bench: SimpleNa
     assert "0.0625 x the learning rate" in warnings[-1]
 
 
+@pytest.mark.slow
 def test_a_rollback_restores_the_weights_and_the_data_order(bench: SimpleNamespace) -> None:
     from nice_core.carrier.fit import _Run
 
@@ -512,6 +522,7 @@ def test_the_reported_divergence_no_longer_derails_the_fit(bench: SimpleNamespac
     assert len([line for line in lines if "rolled back" in line]) == rollbacks
 
 
+@pytest.mark.slow
 def test_a_long_epoch_reports_its_progress(bench: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     import nice_core.carrier.fit as fit_module
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nice_core.proxy.sources import workflow_videos
+from nice_core.inputs.videos import workflow_videos
 
 from conftest import ROOT, WORKFLOW
 

@@ -145,7 +145,7 @@ def test_nice_core_config_prints_the_effective_settings(tmp_path, capsys):
 def test_reading_the_config_imports_nothing_heavy():
     code = ("import sys; from nice_core.config import validate, stage_flags; "
             "from nice_core.carrier.config import check_fit_overrides; "
-            "from nice_core.proxy.sources import workflow_videos; "
+            "from nice_core.inputs.videos import workflow_videos; "
             "c = validate({}); check_fit_overrides(c['carrier']['fit']); stage_flags(c, 'face'); "
             "print(sorted(m for m in ('torch', 'av', 'h5py', 'cv2', 'mediapipe', 'decord') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -153,6 +153,7 @@ def test_reading_the_config_imports_nothing_heavy():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_dry_run_of_the_default_workflow_imports_no_heavy_library(tmp_path):
     """Building the DAG (on a cluster's login node, at every rerun) must not load torch, PyAV or h5py."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"videos": {"sample": str(SAMPLE)}}))

@@ -28,12 +28,12 @@ def _small_disk(tmp_path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of ``size`` mounted for the block (the test is skipped where none can be mounted)."""
     small = tmp_path / "small"
     small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small)], timeout=60).returncode:
         pytest.skip("this machine does not allow mounting a tmpfs")
     try:
         yield small
     finally:
-        subprocess.run(["umount", str(small)], check=True)
+        subprocess.run(["umount", str(small)], check=True, timeout=60)
 
 
 def _swap_cmd(clip: Path, out: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""The fine-detail transfer score and the face regions (pure functions, synthetic images)."""
+"""The fine-detail transfer score, the face regions and the crop-sequence measures (pure functions, synthetic
+images)."""
 
 import numpy as np
 import pytest
@@ -64,3 +65,26 @@ def test_face_regions_partition_the_grown_oval():
     assert ((regions["inner"] | regions["ring"]) == regions["face"]).all()
     assert regions["face"][100, 100 + 42] and regions["ring"][100, 100 + 42]  # just past the oval: in the ring
     assert regions["inner"][100, 100] and not regions["face"][100, 150]
+
+
+def test_crop_sequence_measures_are_the_per_frame_ones_pooled():
+    from nice_core.metrics import crops
+    from nice_core.metrics.image import detail, masked_psnr
+
+    rng = np.random.default_rng(3)
+    a = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    b = [np.clip(f.astype(int) + rng.integers(-9, 10, f.shape), 0, 255).astype(np.uint8) for f in a]
+    masks = [np.zeros((32, 32), np.uint8) for _ in range(3)]
+    for m in masks:
+        m[4:28, 6:26] = 255
+    inside = masks[0] > 127
+    # One frame: exactly the per-frame measure; equal masks: the pooled MSE of all frames.
+    assert crops.sequence_psnr(a[:1], b[:1], masks[:1]) == pytest.approx(masked_psnr(a[0], b[0], inside))
+    assert crops.sequence_detail(a[:1], masks[:1]) == pytest.approx(detail(a[0], inside), rel=1e-5)
+    mse = np.mean([((x.astype(float) - y) ** 2)[inside].mean() for x, y in zip(a, b)])
+    assert crops.sequence_psnr(a, b, masks) == pytest.approx(10 * np.log10(255.0**2 / mse))
+    assert crops.sequence_psnr(a, a, masks) == 100.0  # capped, as the video metrics are
+    # A still sequence has no frame difference and no edit flicker; float masks in [0, 1] count the same.
+    still = [a[0]] * 3
+    assert crops.frame_difference(still, masks) == 0.0
+    assert crops.edit_flicker(b, a, [m / 255.0 for m in masks]) > 0 == crops.edit_flicker(still, still, masks)

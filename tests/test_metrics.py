@@ -7,6 +7,7 @@ from nice_core.io import VideoReader, VideoWriter
 from nice_core.metrics import evaluate
 from nice_core.metrics.attributes import gaze_error_deg, landmark_nme, pose_error_deg
 from nice_core.metrics.image import masked_psnr, masked_ssim
+from nice_core.provenance import synthetic_label
 
 from conftest import run_ffmpeg
 
@@ -22,8 +23,9 @@ def clip24(clips):
 
 def rewrite(source, out, edit):
     """Write ``edit(index, frame)`` of every frame of ``source`` to ``out``."""
+    label = synthetic_label({"source": source})
     with VideoReader(source) as reader, VideoWriter(out, reader.probe.width, reader.probe.height,
-                                                    reader.probe.fps) as writer:
+                                                    reader.probe.fps, label=label) as writer:
         for index, frame in reader.iter_frames():
             writer.write(edit(index, frame))
     return out

@@ -66,7 +66,7 @@ def test_a_file_where_a_folder_goes_and_two_outputs_in_one_place(work, capsys) -
 def test_unwritable_outputs_are_one_line_before_any_work(work, capsys) -> None:
     ro = work / "ro"
     ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], timeout=60).returncode:
         pytest.skip("this machine does not allow mounting a tmpfs")
     try:
         for argv in (["track", "t.mp4", "-o", "ro/t"], ["swap", "--identity", "t.mp4", "--target", "t.mp4", "-o",
@@ -75,7 +75,7 @@ def test_unwritable_outputs_are_one_line_before_any_work(work, capsys) -> None:
                      ["eval", "--target", "t.mp4", "--video", "p.mp4", "--json", "ro/e.json"]):
             refused(argv, capsys, "cannot write", "read-only file system")
     finally:
-        subprocess.run(["umount", str(ro)], check=True)
+        subprocess.run(["umount", str(ro)], check=True, timeout=60)
 
 
 def test_the_installed_command_says_it_in_one_line(work) -> None:
@@ -103,13 +103,14 @@ def test_every_accepted_container_carries_the_label(tmp_path, suffix) -> None:
     import numpy as np
 
     from nice_core.io import EncodeOptions, VideoWriter, probe_video
+    from nice_core.provenance import synthetic_label
     from nice_core.provenance.verify import verify_file
 
     out = tmp_path / f"v{suffix}"
     codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
     encode = EncodeOptions(codec=codec, crf=30, preset=None if suffix == ".webm" else "veryfast")
     frames = 24
-    with VideoWriter(out, 128, 96, Fraction(24), encode=encode) as writer:
+    with VideoWriter(out, 128, 96, Fraction(24), encode=encode, label=synthetic_label(None, encode=encode)) as writer:
         for i in range(frames):
             writer.write(np.full((96, 128, 3), 40 + 4 * i, np.uint8))
     assert probe_video(out).n_frames == frames

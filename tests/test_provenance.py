@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nice_core.io import VideoReader, VideoWriter, probe_video
+from nice_core.provenance import synthetic_label
 from nice_core.provenance.image import read_image_tags, write_image
 from nice_core.provenance.verify import verify_file
 from nice_core.provenance.watermark import DETECT_Z, detect_frames, embed
@@ -22,15 +23,15 @@ pytestmark = pytest.mark.slow
 def marked(short_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("marked") / "marked.mp4"
     with VideoReader(short_clip) as reader, VideoWriter(out, 640, 360, reader.probe.fps, audio_from=short_clip,
-                                                         label_inputs={"target": short_clip}) as writer:
+                                                         label=synthetic_label({"target": short_clip})) as writer:
         for frame in reader:
             writer.write(frame)
-        payload = writer.payload
+        payload = writer.label.payload
     return out, payload
 
 
 def nice_core(*args):
-    return subprocess.run([sys.executable, "-m", "nice_core", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "nice_core", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_the_watermark_is_invisible(short_clip):
@@ -113,7 +114,8 @@ def test_images_carry_tags_and_watermark(short_clip, tmp_path, suffix):
 def test_visible_label(short_clip, tmp_path):
     out = tmp_path / "visible.mp4"
     frame = VideoReader(short_clip)[0]
-    with VideoWriter(out, 640, 360, probe_video(short_clip).fps, visible_label=True) as writer:
+    with VideoWriter(out, 640, 360, probe_video(short_clip).fps,
+                     label=synthetic_label(None, visible=True)) as writer:
         writer.write(frame)
     shown = VideoReader(out)[0]
     corner = (slice(330, 360), slice(0, 200))
@@ -129,7 +131,7 @@ def test_detection_needs_the_marks_pattern(short_clip):
 def make_test_signer(folder):
     """A throwaway CA and ES256 signing certificate, made with the openssl CLI."""
     def openssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder, timeout=60)
 
     openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
     openssl("req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "2", "-subj", "/CN=test CA/O=nice-core tests",
@@ -158,8 +160,9 @@ def test_c2pa_manifest_declares_the_ai_edit(short_clip, tmp_path):
     key, cert = make_test_signer(tmp_path)
     out = tmp_path / "signed.mp4"
     frame = VideoReader(short_clip)[0]
-    with VideoWriter(out, 640, 360, probe_video(short_clip).fps,
-                     encode=EncodeOptions(c2pa_key=str(key), c2pa_cert=str(cert))) as writer:
+    encode = EncodeOptions(c2pa_key=str(key), c2pa_cert=str(cert))
+    with VideoWriter(out, 640, 360, probe_video(short_clip).fps, encode=encode,
+                     label=synthetic_label(None, encode=encode)) as writer:
         writer.write(frame)
     manifest = read_manifest(out)
     actions = next(a for a in manifest["assertions"] if a["label"].startswith("c2pa.actions"))["data"]["actions"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nice_core.provenance import file_sha256
+from nice_core.io.digest import file_sha256
 from nice_core.provenance.record import build_record, find_seeds, run_config
 
 
@@ -41,12 +41,13 @@ def test_the_command_writes_the_record_and_refuses_a_missing_file(tmp_path):
     out = tmp_path / "rec" / "provenance.json"
     run = [sys.executable, "-m", "nice_core", "provenance", "--name", "a", "-o", str(out)]
     done = subprocess.run([*run, "--input", f"target={target}", "--config-json", '{"face": {"seed": 4}}',
-                           "--seed", "swap=11"], capture_output=True, text=True)
+                           "--seed", "swap=11"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["seeds"] == {"config.face.seed": 4, "swap": 11}
     assert record["inputs"]["target"]["sha256"] == file_sha256(target)
-    missing = subprocess.run([*run, "--result", f"metrics={tmp_path / 'nope.json'}"], capture_output=True, text=True)
+    missing = subprocess.run([*run, "--result", f"metrics={tmp_path / 'nope.json'}"], capture_output=True, text=True,
+                             timeout=300)
     assert missing.returncode != 0
     assert "nice-core: error: provenance: no such file" in missing.stderr
 
@@ -54,5 +55,5 @@ def test_the_command_writes_the_record_and_refuses_a_missing_file(tmp_path):
 @pytest.mark.parametrize("bad", ["target", "=x", "target="])
 def test_a_malformed_role_is_refused(tmp_path, bad):
     done = subprocess.run([sys.executable, "-m", "nice_core", "provenance", "--name", "a", "-o",
-                           str(tmp_path / "p.json"), "--input", bad], capture_output=True, text=True)
+                           str(tmp_path / "p.json"), "--input", bad], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "must be ROLE=VALUE" in done.stderr

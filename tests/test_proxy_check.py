@@ -10,6 +10,7 @@ import pytest
 
 from nice_core.errors import InputError
 from nice_core.io import VideoReader, VideoWriter, probe_video
+from nice_core.provenance import synthetic_label
 from nice_core.proxy.check import aligned_proxy_frames, check_proxy, read_proxy_frame, resize_to_target
 
 from conftest import psnr, run_ffmpeg
@@ -44,8 +45,9 @@ def proxies(tmp_path_factory, short_clip, sample) -> dict[str, Path]:
 
 def _face_edit(source: Path, out: Path) -> None:
     """A crude "swap": a filled, skin-coloured ellipse over the whole face in every frame."""
+    label = synthetic_label({"target": source})
     with VideoReader(source) as reader, VideoWriter(out, reader.probe.width, reader.probe.height,
-                                                    reader.probe.fps, label_inputs={"target": source}) as writer:
+                                                    reader.probe.fps, label=label) as writer:
         for frame in reader:
             frame = frame.copy()
             cv2.ellipse(frame, (430, 190), (95, 135), 0, 0, 360, (205, 160, 140), -1)
@@ -184,6 +186,7 @@ def test_offset_at_the_edge_of_the_search_is_refused(short_clip, proxies):
     assert check.frame_offset == -3 and check.offsets == tuple(range(-4, 5))
 
 
+@pytest.mark.slow
 def test_eval_scores_an_offset_proxy_on_the_frames_it_covers(short_clip, proxies):
     from nice_core.metrics import evaluate
 

@@ -8,6 +8,7 @@ import pytest
 
 from nice_core.errors import NoFaceError
 from nice_core.io import VideoReader, VideoWriter, probe_video
+from nice_core.provenance import synthetic_label
 from nice_core.proxy.swap import SwapConfig, load_identity, swap_frame, swap_video
 
 from conftest import psnr
@@ -66,7 +67,8 @@ def test_swap_video_keeps_the_target_format(identity_still, short_clip, tmp_path
     assert proxy.tags["synthetic_media"] == "true" and "input_identity_sha256" in proxy.tags
     # Compare with the target passed through the same encoder, so only the swap differs, not the codec.
     copy = tmp_path / "copy.mp4"
-    with VideoReader(short_clip) as reader, VideoWriter(copy, 640, 360, target.fps) as writer:
+    label = synthetic_label({"target": short_clip})
+    with VideoReader(short_clip) as reader, VideoWriter(copy, 640, 360, target.fps, label=label) as writer:
         for frame in reader:
             writer.write(frame)
     a, b = VideoReader(copy)[20], VideoReader(out)[20]
@@ -99,10 +101,12 @@ def test_cli_swap(identity_still, short_clip, tmp_path):
 
     out = tmp_path / "p.mp4"
     done = subprocess.run([sys.executable, "-m", "nice_core", "swap", "--identity", str(identity_still),
-                           "--target", str(short_clip), "-o", str(out), "-q"], capture_output=True, text=True)
+                           "--target", str(short_clip), "-o", str(out), "-q"], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"48/48 frames swapped -> {out}"
     missing = subprocess.run([sys.executable, "-m", "nice_core", "swap", "--identity", "nope.png", "--target",
-                              str(short_clip), "-o", str(tmp_path / "q.mp4")], capture_output=True, text=True)
+                              str(short_clip), "-o", str(tmp_path / "q.mp4")], capture_output=True, text=True,
+                             timeout=300)
     assert missing.returncode != 0 and missing.stderr.strip() == "nice-core: error: identity not found: nope.png"
     assert not (tmp_path / "q.mp4").exists()

@@ -7,6 +7,12 @@ import pytest
 
 from nice_core.errors import OutputError
 from nice_core.io import EncodeOptions, VideoReader, VideoWriter, extract_audio, probe_video
+from nice_core.provenance import synthetic_label
+
+from conftest import run_ffmpeg
+
+#: The synthetic-media label of the test clips that are made from nothing.
+LABEL = synthetic_label(None, "test pattern")
 
 
 def audio_packets_md5(path) -> str:
@@ -29,6 +35,20 @@ def test_random_access_matches_sequential(short_clip):
             reader[48]
 
 
+def test_jumps_within_and_across_gops_match_a_sequential_read(short_clip, tmp_path):
+    # Keyframes every 8 frames and B-frames: jumps forward within a GOP (decoded on), across keyframes
+    # (seek), back (seek), and the same frame twice.
+    clip = tmp_path / "gop8.mp4"
+    run_ffmpeg("-i", str(short_clip), "-an", "-c:v", "libx264", "-g", "8", "-bf", "2", "-preset", "veryfast",
+               str(clip))
+    with VideoReader(clip) as reader:
+        sequential = [frame.copy() for frame in reader]
+    with VideoReader(clip) as reader:
+        assert len(reader) == len(sequential) == 48
+        for index in (0, 4, 5, 12, 20, 21, 47, 3, 44, 44, 45, 46, 47):
+            assert np.array_equal(reader[index], sequential[index]), index
+
+
 def test_iter_from_the_middle(short_clip):
     with VideoReader(short_clip) as reader:
         tail = list(reader.iter_frames(40))
@@ -40,7 +60,7 @@ def test_writer_keeps_exact_rate_frames_audio_and_labels(short_clip, tmp_path):
     out = tmp_path / "copy.mp4"
     with VideoReader(short_clip) as reader, VideoWriter(
         out, reader.probe.width, reader.probe.height, reader.probe.fps, audio_from=short_clip,
-        label_inputs={"target": short_clip},
+        label=synthetic_label({"target": short_clip}),
     ) as writer:
         for frame in reader:
             writer.write(frame)
@@ -60,14 +80,15 @@ def test_writer_codec_and_quality_are_options(tmp_path):
     sizes = {}
     for crf in (0, 40):
         out = tmp_path / f"crf{crf}.mkv"
-        with VideoWriter(out, 64, 48, Fraction(25), encode=EncodeOptions(crf=crf, preset="veryfast")) as w:
+        with VideoWriter(out, 64, 48, Fraction(25), encode=EncodeOptions(crf=crf, preset="veryfast"),
+                         label=LABEL) as w:
             for f in frames:
                 w.write(f)
         sizes[crf] = out.stat().st_size
     assert sizes[0] > sizes[40]
     out = tmp_path / "mpeg4.mkv"
     with VideoWriter(out, 64, 48, Fraction(30000, 1001), encode=EncodeOptions(codec="mpeg4", crf=None,
-                                                                                preset=None)) as w:
+                                                                                preset=None), label=LABEL) as w:
         for f in frames:
             w.write(f)
     probe = probe_video(out)
@@ -79,7 +100,8 @@ def test_an_odd_frame_size_is_padded_to_even_yuv420p_and_said(tmp_path, capfd):
     out = tmp_path / "odd.mp4"
     y, x = np.mgrid[:47, :63]
     frames = [np.stack([x * 4, y * 5, (x + y + 20 * i) % 256], -1).astype(np.uint8) for i in range(3)]
-    with VideoWriter(out, 63, 47, Fraction(25), encode=EncodeOptions(crf=0, preset="ultrafast")) as writer:
+    with VideoWriter(out, 63, 47, Fraction(25), encode=EncodeOptions(crf=0, preset="ultrafast"),
+                     label=LABEL) as writer:
         for frame in frames:
             writer.write(frame)
     assert "the frame size 63x47 is odd; written as 64x48" in capfd.readouterr().err
@@ -95,24 +117,32 @@ def test_an_odd_frame_size_is_padded_to_even_yuv420p_and_said(tmp_path, capfd):
 def test_failed_write_leaves_nothing(tmp_path):
     out = tmp_path / "broken.mp4"
     with pytest.raises(RuntimeError):
-        with VideoWriter(out, 64, 48, Fraction(25)) as writer:
+        with VideoWriter(out, 64, 48, Fraction(25), label=LABEL) as writer:
             writer.write(np.zeros((48, 64, 3), np.uint8))
             raise RuntimeError("the caller failed mid-video")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(OutputError, match="expected"):
-        with VideoWriter(out, 64, 48, Fraction(25)) as writer:
+        with VideoWriter(out, 64, 48, Fraction(25), label=LABEL) as writer:
             writer.write(np.zeros((10, 10, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_video_is_written_without_a_label(tmp_path):
+    with pytest.raises(TypeError, match="label"):
+        VideoWriter(tmp_path / "v.mp4", 64, 48, Fraction(25))  # the missing argument is the test
+    with pytest.raises(OutputError, match="every video written carries a label"):
+        VideoWriter(tmp_path / "v.mp4", 64, 48, Fraction(25), label=None)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_input_is_never_overwritten(short_clip, tmp_path):
     before = short_clip.read_bytes()
     with pytest.raises(OutputError, match="refusing to overwrite an input"):
-        VideoWriter(short_clip, 640, 360, Fraction(25), audio_from=short_clip)
+        VideoWriter(short_clip, 640, 360, Fraction(25), audio_from=short_clip, label=LABEL)
     link = tmp_path / "link.mp4"
     link.symlink_to(short_clip)
     with pytest.raises(OutputError, match="refusing"):
-        VideoWriter(link, 640, 360, Fraction(25), label_inputs={"target": short_clip})
+        VideoWriter(link, 640, 360, Fraction(25), label=synthetic_label({"target": short_clip}))
     with pytest.raises(OutputError, match="refusing"):
         extract_audio(short_clip, short_clip)
     assert short_clip.read_bytes() == before

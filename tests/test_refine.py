@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ def refine(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
 # -- the contract ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_refine_writes_a_labelled_video_like_the_target(bench: SimpleNamespace, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
     output, sigma = tmp_path / "out" / "refined.mp4", tmp_path / "out" / "sigma.mp4"
@@ -86,6 +86,7 @@ def bad_cases(bench: SimpleNamespace, bad_inputs: dict[str, Path], no_face_clip:
     }
 
 
+@pytest.mark.slow
 def test_refine_refuses_bad_input_with_one_line_and_no_output(bench: SimpleNamespace, bad_inputs: dict[str, Path],
                                                               no_face_clip: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
@@ -101,6 +102,7 @@ def test_refine_refuses_bad_input_with_one_line_and_no_output(bench: SimpleNames
         assert list(folder.iterdir()) == [], (case, list(folder.iterdir()))
 
 
+@pytest.mark.slow
 def test_refine_refuses_to_overwrite_its_input(bench: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
     before = bench.proxy.read_bytes()
     code, _, err = refine(capsys, "--target", str(bench.target), "--proxy", str(bench.proxy), "--output",
@@ -141,6 +143,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_refine_resumes_after_kill(bench: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     def args(name: str) -> list[str]:
         return ["refine", "--target", str(bench.target), "--proxy", str(bench.proxy), "--output",
@@ -155,9 +158,9 @@ def test_refine_resumes_after_kill(bench: SimpleNamespace, tmp_path: Path, capsy
             assert child.poll() is None, "refine ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint after 180 s"
             time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
     finally:
-        child.wait()
+        child.kill()  # also when a check above failed: never leave the child running
+        child.wait(timeout=60)
     assert json.loads(state.read_text())["epoch"] == 1
     assert not (tmp_path / "killed.mp4").exists()
     capsys.readouterr()
@@ -182,6 +185,7 @@ def identity_carrier() -> CarrierUNet:
     return net.eval()
 
 
+@pytest.mark.slow
 def test_an_unchanged_crop_gives_back_the_target(bench: SimpleNamespace, tmp_path: Path) -> None:
     values = {}
     for paste in ("residual", "replace"):
@@ -197,6 +201,7 @@ def test_an_unchanged_crop_gives_back_the_target(bench: SimpleNamespace, tmp_pat
     assert values["replace"] < values["residual"] - 1, values
 
 
+@pytest.mark.slow
 def test_composite_refuses_a_store_of_another_video(bench: SimpleNamespace, short_clip: Path, tmp_path: Path) -> None:
     from nice_core.errors import InputError
 
@@ -214,6 +219,7 @@ def test_sigma_to_image() -> None:
 # -- the demo chain --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_chain(short_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`nice-core demo`: a self-swap proxy, the carrier, compositing, metrics and the report, for one video."""
     out = tmp_path / "demo"
@@ -241,6 +247,7 @@ def test_demo_refuses_bad_input_and_leaves_nothing(bad_inputs: dict[str, Path], 
         assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
 def test_a_failure_to_write_keeps_the_fit(bench: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture
                                           ) -> None:
@@ -248,7 +255,7 @@ def test_a_failure_to_write_keeps_the_fit(bench: SimpleNamespace, tmp_path: Path
     store and the finished fit, and the rerun only writes."""
     small = tmp_path / "small"
     small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(small)]).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(small)], timeout=60).returncode:
         pytest.skip("this machine does not allow mounting a tmpfs")
     work = tmp_path / "work"
     common = ["--target", str(bench.target), "--proxy", str(bench.proxy), "--work-dir", str(work), "--epochs", "2",
@@ -259,7 +266,7 @@ def test_a_failure_to_write_keeps_the_fit(bench: SimpleNamespace, tmp_path: Path
         assert f"no space left on device writing {small / 'r.mp4'}" in err and f"kept {work}" in err
         assert list(small.iterdir()) == []
     finally:
-        subprocess.run(["umount", str(small)], check=True)
+        subprocess.run(["umount", str(small)], check=True, timeout=60)
     assert (work / "face.h5").is_file() and json.loads((work / "checkpoint" / "state.json").read_text())["complete"]
     code, out, err = refine(capsys, "--output", str(tmp_path / "r.mp4"), *common)
     assert code == 0 and "reusing" in err and "carrier: epoch" not in err

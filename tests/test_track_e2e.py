@@ -95,16 +95,41 @@ def test_subject_by_index_in_a_two_face_clip(short_clip, clips, tmp_path):
     assert centers["largest"] == pytest.approx(centers["index:0"])
 
 
-def test_subject_by_reference_image(short_clip, tmp_path):
+@pytest.fixture(scope="module")
+def two_people(short_clip, clips):
+    """The sample's woman on the left and, on the right, a still of another person, larger: Grace Hopper's
+    official US Navy portrait (public domain), as shipped in matplotlib's sample data. Nothing is swapped:
+    the clip only asks the tracker to tell two people apart."""
+    from matplotlib import cbook
+
+    hopper = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    pair = clips / "two_people.mp4"
+    if not pair.exists():
+        portrait = "[1:v]crop=250:250:130:105,scale=360:360,setsar=1[h]"  # her face, larger than the woman's
+        run_ffmpeg("-i", str(short_clip), "-loop", "1", "-framerate", "24000/1001", "-i", str(hopper),
+                   "-filter_complex", f"{portrait};[0:v][h]hstack=inputs=2:shortest=1", "-frames:v", "12", "-an",
+                   "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(pair))
+    return pair, hopper
+
+
+def test_subject_by_reference_image_picks_that_person(two_people, short_clip, tmp_path):
     import cv2
 
     from nice_core.io import VideoReader
 
-    reference = tmp_path / "reference.png"
-    cv2.imwrite(str(reference), cv2.cvtColor(VideoReader(short_clip)[40], cv2.COLOR_RGB2BGR))
-    result = track_video(short_clip, tmp_path / "ref", TrackConfig(crop_size=64, subject=str(reference),
-                                                                   preview=False), show_progress=False)
-    assert result.frames_with_face == 48
+    pair, hopper = two_people
+    woman = tmp_path / "woman.png"
+    cv2.imwrite(str(woman), cv2.cvtColor(VideoReader(short_clip)[40], cv2.COLOR_RGB2BGR))
+    centers = {}
+    for name, subject in (("largest", "largest"), ("woman", str(woman)), ("hopper", str(hopper))):
+        result = track_video(pair, tmp_path / name, TrackConfig(crop_size=64, subject=subject, preview=False),
+                             show_progress=False)
+        assert result.frames_with_face == 12, name
+        with FaceStore.open(result.store) as store:
+            centers[name] = np.nanmean(store["align"][:, 0])
+    # The portrait is the larger face, so only the reference can pick the woman on the left.
+    assert centers["largest"] > 640 and centers["hopper"] > 640
+    assert centers["woman"] < 640
 
 
 def test_no_face_anywhere_fails_and_leaves_nothing(no_face_clip, tmp_path):
@@ -116,7 +141,7 @@ def test_no_face_anywhere_fails_and_leaves_nothing(no_face_clip, tmp_path):
 
 
 def nice_core(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nice_core", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "nice_core", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_track_prints_the_face_count(short_clip, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nice_core.provenance import file_sha256
+from nice_core.io.digest import file_sha256
 
 from conftest import run_ffmpeg, run_snakemake, write_workflow_config
 
@@ -127,7 +127,7 @@ def test_a_typo_at_the_top_level_is_caught(short_clip, tmp_path):
 def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
     """Three sources in one run: a proxy made by an external tool (the built-in swapper run through the
     template, a real command), a benchmark folder, and a given proxy whose check finds a 2-frame delay."""
-    from nice_core.proxy.benchmark import BenchConfig, make_benchmark
+    from nice_core.groundtruth.clip import BenchConfig, make_benchmark
 
     make_benchmark(short_clip, tmp_path / "bench1", BenchConfig(frames=12), show_progress=False)
     late = tmp_path / "late.mp4"

@@ -8,7 +8,6 @@ the proxy's under an aleatoric-uncertainty loss, so its output keeps the swap bu
 * :mod:`~nice_core.carrier.fit`: :class:`FitConfig`, :func:`fit_carrier` (checkpoints, resume);
 * :mod:`~nice_core.carrier.checkpoint`: the safetensors checkpoint, :func:`load_carrier`;
 * :mod:`~nice_core.carrier.infer`: :func:`run_carrier`;
-* :mod:`~nice_core.carrier.quality`: crop-space stability, fidelity and detail measures;
 * :mod:`~nice_core.carrier.perceptual`: the feature networks of the perceptual term.
 """
 

@@ -121,7 +121,7 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
     Raises:
         InputError: the proxy does not fit the store, or no frame has both a face and a proxy frame.
     """
-    from nice_core.provenance.label import file_sha256
+    from nice_core.io.digest import file_sha256
     from nice_core.proxy.check import aligned_proxy_frames
 
     store_path, proxy = Path(store_path), Path(proxy)

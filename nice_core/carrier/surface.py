@@ -9,7 +9,7 @@ the identity's static detail, shared by every frame; whatever flickers from fram
 there, which is the carrier's stabilisation in a pose-free space (the idea of NICe Sec. 3.2.2's UV losses).
 
 How: the tracked landmarks in crop pixels, smoothed over time (zero-phase Gaussian, ``sigma_frames``; the
-crops themselves follow a smoothed alignment), span the face mesh (:mod:`nice_core.proxy.mesh`, eye and mouth
+crops themselves follow a smoothed alignment), span the face mesh (:mod:`nice_core.face.mesh`, eye and mouth
 holes closed). The canonical layout is the per-coordinate median of those landmarks over the clip. Per
 frame, a piecewise-affine map over the mesh triangles sends each crop pixel to its canonical position;
 :func:`surface_grid` returns it as a ``grid_sample`` grid in ``[-1, 1]`` with the mesh coverage. Cost: a few
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from nice_core.face.alignment import apply_affine, gaussian_kernel
-from nice_core.proxy.mesh import extended_points, piecewise_affine_maps
+from nice_core.face.mesh import extended_points, piecewise_affine_maps
 
 __all__ = ["SurfaceCoords", "smooth_series"]
 

@@ -37,6 +37,7 @@ from nice_core.errors import InputError
 from nice_core.io import EncodeOptions, VideoProbe, VideoReader, probe_video
 from nice_core.io.writer import VideoWriter
 from nice_core.progress import progress
+from nice_core.provenance import synthetic_label
 from nice_core.store import FaceStore
 
 __all__ = ["PASTE_MODES", "CompositeConfig", "CompositeResult", "composite_video", "sigma_to_image"]
@@ -130,14 +131,15 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
         region = store[SWAP_REGION][:] if config.swap_region and SWAP_REGION in store.h5 else None
         reader = stack.enter_context(VideoReader(target, probe))
         writer = stack.enter_context(VideoWriter(output, probe.width, probe.height, probe.fps, audio_from=target,
-                                                 encode=encode, label_inputs=inputs, label_kind="face manipulation",
+                                                 encode=encode, label=synthetic_label(inputs, encode=encode),
                                                  protect=(target, store_path)))
         sigma_writer = None
         if uncertainty_output is not None:
             side = store.crop_size
             sigma_writer = stack.enter_context(VideoWriter(
-                uncertainty_output, side, side, probe.fps, encode=encode, label_inputs=inputs,
-                label_kind="carrier uncertainty map of a face manipulation", protect=(target, store_path, output)))
+                uncertainty_output, side, side, probe.fps, encode=encode,
+                label=synthetic_label(inputs, "carrier uncertainty map of a face manipulation", encode),
+                protect=(target, store_path, output)))
         carried = run_carrier(model, store, size, batch_size=config.batch_size, device=device)
         frames = progress(zip(reader.iter_frames(), carried), total=probe.n_frames, desc="composite", enabled=show)
         for (index, frame), (carried_index, crop, sigma) in frames:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nice_core.errors import InputError, NoFaceError
-from nice_core.face.tracking import face_box
+from nice_core.errors import NoFaceError
+from nice_core.face.subject import face_box
+from nice_core.io.image import read_image
 
 #: dlib's documented threshold: embedding distance below it means the same person.
 SAME_PERSON_DISTANCE = 0.6
@@ -49,29 +50,10 @@ def embedding_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file (PNG, JPEG, ...) or a video's first frame as ``(H, W, 3)`` ``uint8`` RGB.
-
-    Decoded with PyAV (FFmpeg): OpenCV's PNG decoder was seen to fail in a process that had already
-    loaded mediapipe and decord, while FFmpeg's is the one every video here goes through anyway.
-    """
-    import av
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"image not found: {path}")
-    try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-            return frame.to_ndarray(format="rgb24")
-    except (av.FFmpegError, StopIteration, IndexError, UnicodeDecodeError):
-        raise InputError(f"not a readable image: {path}") from None
-
-
 def reference_embedding(image_path: str | Path) -> np.ndarray:
     """Embedding of the largest face in a reference image (or a video's first frame)."""
     from nice_core.face.landmarks import FaceMeshDetector
-    from nice_core.face.tracking import SubjectRule, choose_subject
+    from nice_core.face.subject import SubjectRule, choose_subject
 
     rgb = read_image(image_path)
     detector = FaceMeshDetector(max_faces=4, static_image_mode=True)

@@ -27,7 +27,7 @@ from nice_core.face.landmarks import FaceMeshDetector, HandDetector, native_stde
 from nice_core.face.mask import face_mask
 from nice_core.face.pose import head_pose
 from nice_core.face.preview import draw_preview
-from nice_core.face.tracking import (
+from nice_core.face.subject import (
     SubjectRule,
     SubjectTracker,
     face_box,
@@ -36,11 +36,12 @@ from nice_core.face.tracking import (
     reference_distance,
 )
 from nice_core.io.atomic import temporary_sibling
+from nice_core.io.digest import file_sha256
 from nice_core.io.probe import VideoProbe, probe_video
 from nice_core.io.reader import VideoReader
 from nice_core.io.writer import EncodeOptions, VideoWriter
 from nice_core.progress import progress
-from nice_core.provenance.label import file_sha256
+from nice_core.provenance import synthetic_label
 from nice_core.store import MAX_HANDS, FaceStore
 
 #: Frames buffered in memory before a write to the store.
@@ -226,7 +227,7 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
                 store["align"][:] = align
                 if config.preview:
                     preview = VideoWriter(preview_path, probe.width, probe.height, probe.fps, encode=encode,
-                                          label_inputs={"target": video}, label_kind="tracking preview",
+                                          label=synthetic_label({"target": video}, "tracking preview", encode),
                                           protect=(video,))
                 _crop_pass(reader, store, config, align, has_face, preview, show)
                 frames_with_face = int(has_face.sum())

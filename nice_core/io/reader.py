@@ -2,9 +2,11 @@
 
 Two backends decode the same frames (a test checks they agree bit for bit):
 
-* ``pyav`` (the default): FFmpeg through PyAV. Sequential reads decode one frame at a time; a random
-  read seeks to the keyframe before the wanted frame and decodes forward to it. Memory stays flat
-  whatever the clip length.
+* ``pyav`` (the default): FFmpeg through PyAV. Sequential reads decode one frame at a time; a jump
+  forward with no keyframe in between decodes on from the last frame read (converting nothing on the way),
+  any other read seeks to the keyframe before the wanted frame and decodes forward to it, so sampling a few
+  frames spread over a clip in increasing order costs at most one decode of it. Memory stays flat whatever
+  the clip length.
 * ``decord``: decord's ``VideoReader``. It is fast at random access, but after the first read it decodes
   the rest of the video in a background thread without any bound (dmlc/decord#157, #208), so memory grows
   by one decoded frame per frame of video when the consumer is slower than the decoder, which every stage
@@ -98,8 +100,10 @@ class _PyAVFrames:
             stream.codec_context.thread_count = num_threads
         self._stream = stream
         # Presentation timestamps of every frame, in order: frame i is the i-th smallest pts.
-        self._pts = np.sort(np.array([p.pts for p in self._container.demux(stream)
-                                      if p.size and p.pts is not None], dtype=np.int64))
+        packets = [(p.pts, p.is_keyframe) for p in self._container.demux(stream) if p.size and p.pts is not None]
+        self._pts = np.sort(np.array([pts for pts, _ in packets], dtype=np.int64))
+        # Indices of the keyframes: a forward jump past one seeks, a jump within a GOP decodes on.
+        self._keys = np.unique(np.searchsorted(self._pts, [pts for pts, key in packets if key]))
         self.length = len(self._pts)
         self._rotation = probe.rotation
         self._decoder: Iterator | None = None
@@ -126,7 +130,10 @@ class _PyAVFrames:
         import av
 
         if index != self._next:
-            self._seek(index)
+            if self._next < 0 or index < self._next or np.any((self._keys > self._next) & (self._keys <= index)):
+                self._seek(index)
+            else:
+                self._decode_on(index)
         frame = self._pending
         self._next = index + 1
         if self._next < self.length:
@@ -135,6 +142,18 @@ class _PyAVFrames:
             except (StopIteration, av.FFmpegError):
                 self._next = -1  # force a seek on the next read
         return self._to_array(frame)
+
+    def _decode_on(self, index: int) -> None:
+        """Run the decoder on to frame ``index`` (ahead of the next one, no keyframe between)."""
+        import av
+
+        try:
+            while self._pending.pts is None or self._pending.pts < self._pts[index]:
+                self._pending = next(self._decoder)
+        except (StopIteration, av.FFmpegError):
+            self._seek(index)
+            return
+        self._next = index
 
     def _to_array(self, frame) -> np.ndarray:
         array = frame.to_ndarray(format="rgb24")

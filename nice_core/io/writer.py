@@ -4,9 +4,10 @@
 * the audio of ``audio_from`` (the target video) is stream-copied, bit for bit;
 * the write is atomic: a temporary file beside the output, renamed when ffmpeg succeeds;
 * an input is never overwritten;
-* every file carries the synthetic-media label: container tags (:mod:`nice_core.provenance.label`) and an
-  invisible watermark in the pixels (:mod:`nice_core.provenance.watermark`); ``visible_label`` adds a
-  visible "SYNTHETIC" mark for publishing.
+* every file carries a label (:class:`OutputLabel`, required): container tags, a mark stamped on every
+  frame, and a seal on the finished file. The pipeline's is the synthetic-media label of
+  :func:`nice_core.provenance.synthetic_label`; this module knows only the label's shape, so the ground
+  floor imports nothing above it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import ffmpeg
 import numpy as np
@@ -24,9 +27,6 @@ import numpy as np
 from nice_core.config import default
 from nice_core.errors import DISK_FULL, OutputError
 from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
-from nice_core.provenance.label import input_digests, synthetic_media_metadata
-from nice_core.provenance.visible import draw_visible_label
-from nice_core.provenance.watermark import embed, payload_from_inputs
 
 
 def ffmpeg_exe() -> str:
@@ -38,12 +38,29 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+class OutputLabel(Protocol):
+    """What marks a written video as what it is. :class:`VideoWriter` requires one.
+
+    ``sources`` are the files the output was made from (never overwritten); ``tags`` go into the container;
+    ``stamp`` marks each ``(H, W, 3)`` ``uint8`` frame before it is encoded; ``seal`` runs on the finished
+    temporary file (``name`` is its final path) before it moves into place.
+    """
+
+    sources: tuple[Path, ...]
+    tags: Mapping[str, str]
+
+    def stamp(self, frame: np.ndarray) -> np.ndarray: ...
+
+    def seal(self, path: Path, name: Path) -> None: ...
+
+
 @dataclass
 class EncodeOptions:
     """How videos are encoded. ``crf``/``preset`` are skipped when ``None`` (codecs without them).
 
+    The label settings are read by :func:`nice_core.provenance.synthetic_label`, not by the writer:
     ``visible_label`` draws a visible "SYNTHETIC" mark on every frame, for publishing (the metadata label and
-    the invisible watermark are always there). ``c2pa_key``/``c2pa_cert`` (PEM files) also sign a C2PA
+    the invisible watermark are always there); ``c2pa_key``/``c2pa_cert`` (PEM files) also sign a C2PA
     manifest declaring the AI-generated edit.
     """
 
@@ -88,12 +105,10 @@ class VideoWriter:
         path: output file (its extension picks the container).
         width, height: frame size.
         fps: exact frame rate, e.g. ``Fraction(24000, 1001)``.
+        label: what marks the output (:func:`nice_core.provenance.synthetic_label`); required.
         audio_from: a video whose first audio stream is copied untouched (skipped if it has none).
         encode: codec and quality.
-        label_inputs: role -> path of source files, hashed into the synthetic-media label.
-        label_kind: what the output is, for the label.
-        protect: more paths that must never be overwritten.
-        visible_label: also draw a visible "SYNTHETIC" label on every frame (default: ``encode``'s).
+        protect: more paths that must never be overwritten (the label's sources never are).
 
     Use as a context manager: an exception inside the block removes the partial file.
     """
@@ -104,26 +119,25 @@ class VideoWriter:
         width: int,
         height: int,
         fps: Fraction,
+        *,
+        label: OutputLabel,
         audio_from: str | Path | None = None,
         encode: EncodeOptions | None = None,
-        label_inputs: dict[str, str | Path] | None = None,
-        label_kind: str = "face manipulation",
         protect: tuple[str | Path, ...] = (),
-        visible_label: bool | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
             raise OutputError(f"invalid frame size {width}x{height} for {path}")
-        label_inputs = dict(label_inputs or {})
-        refuse_input_overwrite(self.path, [audio_from, *label_inputs.values(), *protect])
+        if label is None:
+            raise OutputError(f"{path}: every video written carries a label; pass label= "
+                              "(nice_core.provenance.synthetic_label)")
+        self.label = label
+        refuse_input_overwrite(self.path, [audio_from, *label.sources, *protect])
         self.frames_written = 0
         self._tmp = temporary_sibling(self.path)
         self._log = self._tmp.with_suffix(".log")
         encode = encode or EncodeOptions()
-        self.visible_label = encode.visible_label if visible_label is None else visible_label
-        self._c2pa = (encode.c2pa_key, encode.c2pa_cert) if encode.c2pa_key or encode.c2pa_cert else None
-        self._kind = label_kind
 
         self.coded_width, self.coded_height = encode.coded_size(self.width, self.height)
         if (self.coded_width, self.coded_height) != (self.width, self.height):
@@ -142,10 +156,7 @@ class VideoWriter:
         if kwargs["f"] in ("mp4", "mov"):
             kwargs["movflags"] = "+use_metadata_tags"
         args = ffmpeg.output(*streams, str(self._tmp), **kwargs).overwrite_output().compile(cmd=ffmpeg_exe())
-        digests = input_digests(label_inputs)
-        self.payload = payload_from_inputs(list(digests.values()))
-        tags = synthetic_media_metadata(digests, purpose=label_kind, watermark_payload=self.payload)
-        metadata = [item for key, value in tags.items() for item in ("-metadata", f"{key}={value}")]
+        metadata = [item for key, value in label.tags.items() for item in ("-metadata", f"{key}={value}")]
         at = args.index(str(self._tmp))
         args = [*args[:at], *metadata, *args[at:]]
         with open(self._log, "wb") as log:
@@ -162,9 +173,7 @@ class VideoWriter:
         if (self.coded_width, self.coded_height) != (self.width, self.height):
             frame = np.pad(frame, ((0, self.coded_height - self.height), (0, self.coded_width - self.width), (0, 0)),
                            mode="edge")
-        frame = embed(frame, self.payload)
-        if self.visible_label:
-            frame = draw_visible_label(frame)
+        frame = self.label.stamp(frame)
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except BrokenPipeError:
@@ -178,14 +187,11 @@ class VideoWriter:
             self._fail(f"ffmpeg exited with status {self._proc.returncode}")
         if self.frames_written == 0:
             self._fail("no frames were written")
-        if self._c2pa is not None:
-            from nice_core.provenance.c2pa_manifest import sign_file
-
-            try:
-                sign_file(self._tmp, *self._c2pa, kind=self._kind, name=self.path)
-            except BaseException:
-                self.abort()
-                raise
+        try:
+            self.label.seal(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         os.replace(self._tmp, self.path)
         self._log.unlink(missing_ok=True)
         return self.path

@@ -17,7 +17,7 @@ import numpy as np
 from nice_core.errors import InputError
 from nice_core.face.identity import SAME_PERSON_DISTANCE, embedding_distance, face_embedding, reference_embedding
 from nice_core.face.landmarks import FaceMeshDetector, native_stderr_silenced
-from nice_core.face.tracking import SubjectRule, SubjectTracker, reference_distance
+from nice_core.face.subject import SubjectRule, SubjectTracker, reference_distance
 from nice_core.io import VideoProbe, VideoReader, probe_video
 from nice_core.metrics.attributes import gaze_error_deg, landmark_nme, pose_error_deg
 from nice_core.metrics.image import (
@@ -110,7 +110,7 @@ def _subjects(streams: dict[str, _Stream], frames: dict[str, np.ndarray | None],
     their subject is the face at the same place (box IoU at least :data:`SAME_PLACE_IOU`), whatever its size:
     on a clip with two people the metrics compare the same person, not whichever face is largest.
     """
-    from nice_core.face.tracking import box_iou, face_box
+    from nice_core.face.subject import box_iou, face_box
 
     target = streams["target"]
     faces = target.detector.detect(frames["target"])

@@ -21,26 +21,36 @@ def face_region_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarra
     return mask.astype(bool)
 
 
-def detail(frame: np.ndarray, mask: np.ndarray) -> float | None:
-    """Mean absolute Laplacian of the grey frame inside ``mask`` (grey levels per pixel)."""
+def laplacian_magnitude(frame: np.ndarray) -> np.ndarray:
+    """``|Laplacian|`` (OpenCV's 3x3 aperture) of the grey ``(H, W, 3)`` ``uint8`` RGB frame, ``(H, W)``
+    float32 in grey levels: the per-pixel term of :func:`detail`."""
     import cv2
 
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
+
+
+def detail(frame: np.ndarray, mask: np.ndarray) -> float | None:
+    """Mean absolute Laplacian of the grey frame inside ``mask`` (grey levels per pixel)."""
     if mask.sum() == 0:
         return None
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))[mask].mean())
+    return float(laplacian_magnitude(frame)[mask].mean())
 
 
 #: PSNR of identical images is reported as this, so that means and JSON stay finite.
 PSNR_CAP_DB = 100.0
 
 
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB of a mean squared error of 8-bit values, capped at :data:`PSNR_CAP_DB`."""
+    return PSNR_CAP_DB if mse == 0 else float(min(PSNR_CAP_DB, 10 * np.log10(255.0**2 / mse)))
+
+
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float | None:
     """PSNR in dB over the RGB values inside ``mask`` (8-bit peak), capped at :data:`PSNR_CAP_DB`."""
     if mask.sum() == 0:
         return None
-    mse = float(((a.astype(np.float64) - b.astype(np.float64))[mask] ** 2).mean())
-    return PSNR_CAP_DB if mse == 0 else float(min(PSNR_CAP_DB, 10 * np.log10(255.0**2 / mse)))
+    return psnr_from_mse(float(((a.astype(np.float64) - b.astype(np.float64))[mask] ** 2).mean()))
 
 
 def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float | None:

@@ -1,29 +1,29 @@
-"""The container-metadata label that marks every video the pipeline writes as synthetic media.
+"""The synthetic-media label every video the pipeline writes carries.
 
-The label is always applied by :class:`nice_core.io.writer.VideoWriter`; it is not optional. Keys are
-written as MP4/Matroska tags (``-movflags +use_metadata_tags`` keeps custom keys in MP4).
+:class:`nice_core.io.writer.VideoWriter` will not write without a label; :func:`synthetic_label` builds the
+pipeline's: container tags (written as MP4/Matroska tags; ``-movflags +use_metadata_tags`` keeps custom keys
+in MP4), the invisible watermark in every frame, optionally a visible mark and a signed C2PA manifest. The
+io layer knows only the shape of a label (:class:`nice_core.io.writer.OutputLabel`), not this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
+
+from nice_core.io.digest import file_sha256
+from nice_core.io.writer import EncodeOptions
+from nice_core.provenance.visible import draw_visible_label
+from nice_core.provenance.watermark import embed, payload_from_inputs
 
 SYNTHETIC_MEDIA_NOTICE = (
     "SYNTHETIC MEDIA: this video was produced or altered by an automated face-manipulation pipeline "
     "(nice-core). It may show a face that was not in the original recording."
 )
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks so memory stays bounded."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def input_digests(inputs: dict[str, str | Path] | None) -> dict[str, str]:
@@ -66,3 +66,61 @@ def synthetic_media_metadata(digests: dict[str, str] | None = None, purpose: str
     if watermark_payload is not None:
         tags["watermark"] = f"nice-core spread-spectrum, payload {watermark_payload:05x}"
     return tags
+
+
+@dataclass(frozen=True)
+class SyntheticLabel:
+    """The label of one output video (an :class:`nice_core.io.writer.OutputLabel`).
+
+    Attributes:
+        sources: the files the output was made from (hashed into the tags and the watermark payload; the
+            writer refuses to overwrite them).
+        tags: container tags (:func:`synthetic_media_metadata`).
+        payload: the 20-bit watermark payload embedded in every frame.
+        visible: also draw a visible "SYNTHETIC" mark on every frame.
+        kind: what the output is, e.g. ``"tracking preview"``.
+        c2pa: ``(key, cert)`` PEM files to sign a C2PA manifest with, or ``None``.
+    """
+
+    sources: tuple[Path, ...]
+    tags: dict[str, str] = field(repr=False)
+    payload: int
+    visible: bool
+    kind: str
+    c2pa: tuple[str, str] | None = None
+
+    def stamp(self, frame: np.ndarray) -> np.ndarray:
+        """Mark one ``(H, W, 3)`` ``uint8`` RGB frame: the watermark, then the visible mark if asked."""
+        frame = embed(frame, self.payload)
+        return draw_visible_label(frame) if self.visible else frame
+
+    def seal(self, path: Path, name: Path) -> None:
+        """Sign the finished file ``path`` (whose final name is ``name``) when C2PA keys were given."""
+        if self.c2pa is not None:
+            from nice_core.provenance.c2pa_manifest import sign_file
+
+            sign_file(path, *self.c2pa, kind=self.kind, name=name)
+
+
+def synthetic_label(inputs: dict[str, str | Path] | None, kind: str = "face manipulation",
+                    encode: EncodeOptions | None = None, visible: bool | None = None) -> SyntheticLabel:
+    """The label of an output made from ``inputs`` (role -> path), as ``encode`` asks for it.
+
+    Args:
+        inputs: role -> path of the source files, hashed into the tags and the watermark payload.
+        kind: what the output is, for the tags and the C2PA manifest.
+        encode: its ``visible_label`` and ``c2pa_key``/``c2pa_cert`` are read (defaults: the config's).
+        visible: overrides ``encode.visible_label``.
+    """
+    encode = encode or EncodeOptions()
+    digests = input_digests(inputs)
+    payload = payload_from_inputs(list(digests.values()))
+    c2pa = (encode.c2pa_key, encode.c2pa_cert) if encode.c2pa_key or encode.c2pa_cert else None
+    return SyntheticLabel(
+        sources=tuple(Path(p) for p in (inputs or {}).values()),
+        tags=synthetic_media_metadata(digests, purpose=kind, watermark_payload=payload),
+        payload=payload,
+        visible=encode.visible_label if visible is None else visible,
+        kind=kind,
+        c2pa=c2pa,
+    )

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nice_core.errors import InputError
-from nice_core.provenance.label import file_sha256
+from nice_core.io.digest import file_sha256
 
 SCHEMA = "nice-core-provenance/1"
 #: Always recorded besides nice-core's own dependencies (runtime and workflow side).

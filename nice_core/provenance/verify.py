@@ -67,7 +67,7 @@ def verify_file(path: str | Path, max_frames: int = MAX_FRAMES) -> Verification:
     Raises:
         InputError: the file is missing or not a readable video or image.
     """
-    from nice_core.face.identity import read_image
+    from nice_core.io.image import read_image
 
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -26,11 +26,12 @@ from nice_core.config import default
 from nice_core.errors import InputError, NoFaceError
 from nice_core.face.landmarks import FaceMeshDetector, face_oval_indices, native_stderr_silenced
 from nice_core.face.mask import hand_mask, polygon_mask
+from nice_core.face.mesh import extended_points, piecewise_affine_maps
 from nice_core.face.pose import head_pose
-from nice_core.face.tracking import SubjectRule, SubjectTracker, face_box
+from nice_core.face.subject import SubjectRule, SubjectTracker, face_box
 from nice_core.io import EncodeOptions, VideoReader, VideoWriter, probe_video
 from nice_core.progress import progress
-from nice_core.proxy.mesh import extended_points, piecewise_affine_maps
+from nice_core.provenance import synthetic_label
 
 #: Identity-video frames examined when looking for good frontal frames.
 IDENTITY_SAMPLES = 48
@@ -79,7 +80,7 @@ def load_identity(path: str | Path, count: int = 1) -> list[IdentityFace]:
     Raises:
         InputError: unreadable file. NoFaceError: no face in it.
     """
-    from nice_core.face.identity import read_image
+    from nice_core.io.image import read_image
 
     path = Path(path)
     if not path.is_file():
@@ -220,8 +221,9 @@ def swap_video(identity: str | Path, target: str | Path, output: str | Path, con
         tracker = SubjectTracker(SubjectRule(), reacquire_after=int(round(float(probe.fps))))
         try:
             with VideoWriter(output, probe.width, probe.height, probe.fps, audio_from=target, encode=encode,
-                             label_inputs={"target": target, "identity": identity},
-                             label_kind="face swap proxy (nice-core swap)", protect=(identity,)) as writer:
+                             label=synthetic_label({"target": target, "identity": identity},
+                                                   "face swap proxy (nice-core swap)", encode),
+                             protect=(identity,)) as writer:
                 for index, frame in progress(reader.iter_frames(), total=len(reader), desc="swap",
                                              enabled=show, stream=console):
                     hands = None

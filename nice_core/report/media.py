@@ -16,10 +16,10 @@
 Caps, so a page stays small and quick to make whatever the clip: 24 thumbnails of about 5 to 10 kB, and at
 most :data:`VIDEO_MAX_FRAMES` frames of a ``3 x 426 x 240`` video (a few hundred kB); base64 adds a third.
 
-Frames are read by index with :class:`FrameSampler` (PyAV, VideoReader's indexing) without decoding whole clips
-or seeking back to a keyframe for each sampled frame. A video with ``k`` more frames than the target is read at
-``t + k``, the constant offset ``nice-core eval`` accepts. A missing or unreadable video never fails the page:
-its row or panel says why it is unavailable.
+Frames are read by index with :class:`~nice_core.io.VideoReader`, which decodes on through a GOP instead of
+seeking back to its keyframe for each sampled frame, so a strip costs at most one decode of each clip. A
+video with ``k`` more frames than the target is read at ``t + k``, the constant offset ``nice-core eval``
+accepts. A missing or unreadable video never fails the page: its row or panel says why it is unavailable.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import av
 import numpy as np
 
 from nice_core.errors import InputError, OutputError
-from nice_core.io.probe import _rotation
+from nice_core.io import VideoReader
+from nice_core.provenance import synthetic_label
 
 #: Frames shown per strip.
 STRIP_FRAMES = 6
@@ -135,75 +136,6 @@ def sample_indices(total: int, count: int = STRIP_FRAMES) -> tuple[int, ...]:
     if total <= 0:
         return ()
     return tuple(sorted({min(total - 1, int((j + 0.5) * total / count)) for j in range(count)}))
-
-
-class FrameSampler:
-    """Frames of one video by index, for reading a few frames spread over a long clip in increasing order.
-
-    Indexing and frames are :class:`~nice_core.io.VideoReader`'s (frame ``i`` is the one with the ``i``-th
-    smallest timestamp, turned upright; a test checks the frames are identical). What differs is the cost of a
-    jump forward: VideoReader seeks back to the keyframe before every frame that is not the next one, so
-    sampling six frames of a clip with 10 s keyframe intervals decodes up to six half-GOPs per video. Here the
-    decoder runs on from the last frame read, converting nothing on the way, and seeks only when a keyframe
-    lies between (or to go back): a pass over the samples costs at most one decode of the clip.
-
-    Raises:
-        InputError: no video stream or no decodable frame (PyAV errors pass through).
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._container = av.open(str(self.path))
-        try:
-            if not self._container.streams.video:
-                raise InputError(f"no video stream in {self.path}")
-            stream = self._container.streams.video[0]
-            stream.thread_type = "AUTO"
-            self._stream = stream
-            packets = [(p.pts, p.is_keyframe) for p in self._container.demux(stream) if p.size and p.pts is not None]
-            self._pts = np.sort(np.array([pts for pts, _ in packets], dtype=np.int64))
-            self._keys = np.unique(np.searchsorted(self._pts, [pts for pts, key in packets if key]))
-            self.fps = Fraction(stream.average_rate or stream.guessed_rate or stream.base_rate or 25)
-            self._decoder = None
-            self._last = -1  # index of the frame the running decoder returned last
-            self.rotation = 0
-            if not len(self._pts):
-                raise InputError(f"no decodable frame in {self.path}")
-            first = self._decode(0)
-            self.rotation = _rotation(first)
-            rotated = self.rotation in (90, 270)
-            self.shape = (first.width, first.height) if rotated else (first.height, first.width)
-        except BaseException:
-            self._container.close()
-            raise
-
-    def __len__(self) -> int:
-        return len(self._pts)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        """Frame ``index`` as an ``(H, W, 3)`` ``uint8`` RGB array, upright."""
-        array = self._decode(index).to_ndarray(format="rgb24")
-        if self.rotation:
-            array = np.ascontiguousarray(np.rot90(array, k=self.rotation // 90))  # as VideoReader does
-        return array
-
-    def _decode(self, index: int) -> av.VideoFrame:
-        if not 0 <= index < len(self._pts):
-            raise IndexError(f"frame index {index} out of range for {len(self._pts)} frames")
-        wanted = int(self._pts[index])
-        keyframe_between = np.any((self._keys > self._last) & (self._keys <= index))
-        if self._decoder is None or index <= self._last or keyframe_between:
-            self._container.seek(wanted, stream=self._stream, backward=True, any_frame=False)
-            self._decoder = self._container.decode(self._stream)
-        for frame in self._decoder:
-            if frame.pts is not None and frame.pts >= wanted:
-                self._last = index
-                return frame
-        self._decoder = None
-        raise InputError(f"cannot decode frame {index} of {self.path}")
-
-    def close(self) -> None:
-        self._container.close()
 
 
 def face_box(landmarks: np.ndarray, size: tuple[int, int], margin: float = FACE_MARGIN) -> tuple[float, ...]:
@@ -309,12 +241,12 @@ class _Video:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self.reader: FrameSampler | None = None
+        self.reader: VideoReader | None = None
         self.problem = source.problem
         self.offset = 0
         if source.path is not None:
             try:
-                self.reader = FrameSampler(source.path)
+                self.reader = VideoReader(source.path)
             except _READ_ERRORS as err:
                 self.problem = f"cannot read it: {_error_text(err)}"
 
@@ -362,7 +294,7 @@ def collect_media(target: Source, videos: Sequence[Source], uncertainty: Source 
         if total is None or total <= 0:
             total = len(panels[0].reader) if panels[0].reader is not None else len(readable[0]) if readable else 0
         if fps is None and readable:
-            fps = readable[0].fps
+            fps = readable[0].probe.fps
         for video in everything:
             video.align(total)
         indices = sample_indices(total, strip_frames)
@@ -417,9 +349,9 @@ def _side_by_side(panels: list[_Video], total: int, fps: Fraction | None, cap: i
         out = Path(tmp) / "side_by_side.mp4"
         try:
             with VideoWriter(out, panel_w * len(shown), VIDEO_HEIGHT, fps or Fraction(25),
-                             encode=EncodeOptions(crf=VIDEO_CRF, preset="medium"), visible_label=True,
-                             label_inputs={v.source.role: v.source.path for v in shown}, label_kind=VIDEO_KIND,
-                             ) as writer:
+                             encode=EncodeOptions(crf=VIDEO_CRF, preset="medium"),
+                             label=synthetic_label({v.source.role: v.source.path for v in shown}, VIDEO_KIND,
+                                                   visible=True)) as writer:
                 for t in range(frames):
                     read = {id(v): v.frame(t) for v in panels}
                     if t in columns:

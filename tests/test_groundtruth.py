@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from nice_core.groundtruth.clip import BenchConfig, make_benchmark
 from nice_core.io import VideoReader, probe_video
-from nice_core.proxy.benchmark import BenchConfig, make_benchmark
 
 from conftest import psnr
 
@@ -115,8 +115,8 @@ def test_identity_detail_moves_with_the_face_and_leaves_the_faults_alone(short_c
 
 
 def test_geometry_families_move_what_they_say():
-    from nice_core.proxy.bench_edits import edit_geometry, face_axes
-    from nice_core.proxy.benchmark import _regions
+    from nice_core.groundtruth.clip import _regions
+    from nice_core.groundtruth.edits import edit_geometry, face_axes
 
     regions = _regions()
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nice_core.proxy.mesh import extended_points, piecewise_affine_maps
+from nice_core.face.mesh import extended_points, piecewise_affine_maps
 
 __all__ = ["CANVAS", "IOD", "DetailLayer", "apply_detail", "edit_geometry", "face_axes", "make_detail_layer"]
 

@@ -31,10 +31,11 @@ import numpy as np
 from nice_core.errors import OutputError
 from nice_core.face.landmarks import face_oval_indices
 from nice_core.face.mask import polygon_mask
-from nice_core.face.tracking import face_box
+from nice_core.face.subject import face_box
+from nice_core.groundtruth.edits import DetailLayer, apply_detail, edit_geometry, make_detail_layer
 from nice_core.io import EncodeOptions, VideoReader, VideoWriter, probe_video
 from nice_core.progress import progress
-from nice_core.proxy.bench_edits import DetailLayer, apply_detail, edit_geometry, make_detail_layer
+from nice_core.provenance import synthetic_label
 
 #: ``"pan"``: a smooth periodic pan and zoom; ``"handheld"``: a seeded, irregular shake with a slight roll.
 CAMERA_STYLES = ("pan", "handheld")
@@ -271,8 +272,9 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
         # 1. X: the source range, with the optional camera move.
         with VideoReader(source, probe) as reader, VideoWriter(
                 tmp / "target.mp4", probe.width, probe.height, probe.fps, encode=encode,
-                label_inputs={"source": source}, label_kind="benchmark target (source footage"
-                + (", synthetic camera move)" if config.camera_move else ")"), protect=(source,)) as writer:
+                label=synthetic_label({"source": source}, "benchmark target (source footage"
+                                      + (", synthetic camera move)" if config.camera_move else ")"), encode),
+                protect=(source,)) as writer:
             for _, frame in source_frames(reader, "target"):
                 writer.write(frame)
         # 2. Landmarks of X, smoothed over time so the edit is as stable as X.
@@ -290,9 +292,9 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
         labels = {"source": source}  # not target.mp4: its bytes hold a creation time, the source's do not
         with VideoReader(source, probe) as reader, \
                 VideoWriter(tmp / "clean.mp4", probe.width, probe.height, probe.fps, encode=encode,
-                            label_inputs=labels, label_kind="benchmark clean synthetic face edit") as clean, \
+                            label=synthetic_label(labels, "benchmark clean synthetic face edit", encode)) as clean, \
                 VideoWriter(tmp / "proxy.mp4", probe.width, probe.height, probe.fps, encode=encode,
-                            label_inputs=labels, label_kind="benchmark synthetic flickering proxy") as proxy:
+                            label=synthetic_label(labels, "benchmark synthetic flickering proxy", encode)) as proxy:
             for index, frame in source_frames(reader, "edit"):
                 # Draw every random number every frame, so frame t's faults do not depend on earlier faces.
                 draw = {"gain": rng.normal(0, config.cast, 3), "bias": rng.normal(0, config.cast * 0.5),

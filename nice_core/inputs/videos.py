@@ -3,8 +3,8 @@
 Four sources, all optional, combined (names must not clash):
 
 * ``videos:``: ``name: path`` (the proxy is generated) or ``name: {target, proxy, identity}``;
-* ``ffpp:``: a FaceForensics++ tree (:func:`~nice_core.proxy.dataset.ffpp_pairs`);
-* ``pairs_csv:``: a CSV of target/proxy/identity paths (:func:`~nice_core.proxy.dataset.csv_pairs`);
+* ``ffpp:``: a FaceForensics++ tree (:func:`~nice_core.inputs.ffpp.ffpp_pairs`);
+* ``pairs_csv:``: a CSV of target/proxy/identity paths (:func:`~nice_core.inputs.ffpp.csv_pairs`);
 * ``benchmarks:``: folders from ``nice-core bench make``: target, proxy and the clean reference.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nice_core.errors import InputError
-from nice_core.proxy.dataset import NAME_PATTERN, VideoPair, csv_pairs, ffpp_pairs
+from nice_core.inputs.ffpp import NAME_PATTERN, VideoPair, csv_pairs, ffpp_pairs
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from nice_core.errors import InputError
-from nice_core.proxy.dataset import NAME_PATTERN, VideoPair, csv_pairs, ffpp_pairs
+from nice_core.inputs.ffpp import NAME_PATTERN, VideoPair, csv_pairs, ffpp_pairs
 
 IDS = ("000", "003", "953", "974")
 #: (method, target, source) of every manipulated video in the fake tree.

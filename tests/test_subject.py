@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nice_core.face.tracking import (
+from nice_core.face.subject import (
     SubjectRule,
     SubjectTracker,
     box_iou,

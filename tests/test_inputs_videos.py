@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from nice_core.errors import InputError
-from nice_core.proxy.sources import workflow_videos
+from nice_core.inputs.videos import workflow_videos
 
 
 def test_plain_and_given_videos(short_clip, tmp_path):
