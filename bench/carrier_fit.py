@@ -174,7 +174,7 @@ def main() -> None:
         prepare_proxy_crops(store_path, bench / "proxy.mp4", check, register=config.register_proxy)
         t = time.perf_counter()
         model = fit_carrier(store_path, None, config, log=(lambda line: print(line, flush=True)) if args.verbose
-                            else (lambda line: None))
+                            else (lambda line: None)).model
         fit_s = time.perf_counter() - t
         t = time.perf_counter()
         torch.set_num_threads(args.threads)

@@ -113,21 +113,23 @@ def cmd_probe(args: argparse.Namespace, cleanup: _Cleanup) -> int:
 
 
 def cmd_track(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.chain import WorkFiles
     from nice_core.face import TrackConfig, track_video
     from nice_core.io import EncodeOptions, VideoProbe, extract_audio, probe_video, write_json
 
     config = dataclass_from_args(TrackConfig, args, _load_section(args.config, "face"))
     encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
     out_dir = cleanup.track(Path(args.output))
+    files = WorkFiles(out_dir)
     if args.probe:
         probe = VideoProbe.from_dict(_read_json(args.probe, "probe JSON"))
     else:
         probe = probe_video(args.video)
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(cleanup.track(out_dir / "probe.json"), probe.to_dict())
-        extract_audio(args.video, cleanup.track(out_dir / "audio.mka"))
-    cleanup.track(out_dir / "face.h5")
-    cleanup.track(out_dir / "preview.mp4")
+        write_json(cleanup.track(files.probe), probe.to_dict())
+        extract_audio(args.video, cleanup.track(files.audio))
+    cleanup.track(files.store)
+    cleanup.track(files.preview)
     result = track_video(args.video, out_dir, config, probe=probe, encode=encode,
                          show_progress=not args.quiet)
     print(result.summary())
@@ -317,24 +319,21 @@ def _composite_config(args: argparse.Namespace):
 
 
 def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
-    import json
     import shutil
 
     from nice_core.carrier import fit_carrier
-    from nice_core.carrier.checkpoint import STATE_NAME, WEIGHTS_NAME
+    from nice_core.chain import WorkFiles
     from nice_core.io.atomic import temporary_sibling
 
     config = _fit_config(args, _load_section(args.config, "carrier").get("fit"))
     check = _read_proxy_check(args.check) if args.check else None
     output = cleanup.track(Path(args.output))
-    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else output.parent / "checkpoint"
-    fit_carrier(args.store, args.proxy, config, checkpoints, check=check, restart=args.restart)
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else WorkFiles(output.parent).checkpoints
+    result = fit_carrier(args.store, args.proxy, config, checkpoints, check=check, restart=args.restart)
     tmp = temporary_sibling(output)
-    shutil.copyfile(checkpoints / WEIGHTS_NAME, tmp)
+    shutil.copyfile(result.weights, tmp)
     tmp.replace(output)
-    state = json.loads((checkpoints / STATE_NAME).read_text())
-    print(f"carrier fitted: {state['epoch']} epochs, {state['step']} steps, {state['train_seconds']:.0f} s "
-          f"on {state.get('device', 'cpu')} -> {output}")
+    print(f"carrier fitted: {result.summary()} -> {output}")
     return 0
 
 
@@ -418,22 +417,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nice-core: error: {command + ': ' if command else ''}{message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nice_core.config import default
-    from nice_core.face import TrackConfig
-    from nice_core.groundtruth.clip import BenchConfig
-    from nice_core.proxy.external import PRESETS
-    from nice_core.proxy.swap import SwapConfig
-
-    parser = _Parser(prog="nice-core", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"nice-core {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_probe_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core probe``."""
     probe = sub.add_parser("probe", help="probe and validate a video; extract its audio (frame extraction stage)")
     probe.add_argument("video")
     probe.add_argument("-o", "--output", help="write the probe as JSON here (default: print it)")
     probe.add_argument("--audio", help="stream-copy the audio track into this file (.mka)")
     probe.set_defaults(func=cmd_probe)
+
+
+def _add_track_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core track``."""
+    from nice_core.face import TrackConfig
 
     track = sub.add_parser("track", help="probe, track one face, align and crop it into DIR/face.h5")
     track.add_argument("video")
@@ -446,6 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encode_options(track)
     track.set_defaults(func=cmd_track)
 
+
+def _add_swap_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core swap``."""
+    from nice_core.proxy.swap import SwapConfig
+
     swap = sub.add_parser("swap", help="built-in FaceSwap-style per-frame swapper: write a proxy video")
     swap.add_argument("--identity", required=True, help="identity image or video (a still of who is pasted in)")
     swap.add_argument("--target", required=True, help="target video")
@@ -456,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_options(swap.add_argument_group("swapper"), SwapConfig)
     _add_encode_options(swap)
     swap.set_defaults(func=cmd_swap)
+
+
+def _add_external_swap_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core external-swap``."""
+    from nice_core.proxy.external import PRESETS
 
     ext = sub.add_parser("external-swap", help="run an external swapper (FSGAN, ...) through a command template")
     how = ext.add_mutually_exclusive_group(required=True)
@@ -471,6 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--check-only", action="store_true", help="only check that the tool is installed")
     ext.set_defaults(func=cmd_external_swap)
 
+
+def _add_check_proxy_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core check-proxy``."""
+    from nice_core.config import default
+
     check = sub.add_parser("check-proxy", help="check a proxy video against its target (count, fps, size, offset)")
     check.add_argument("--target", required=True)
     check.add_argument("--proxy", required=True)
@@ -482,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="correct a found constant offset; --no-correct-offset refuses such a proxy")
     check.set_defaults(func=cmd_check_proxy)
 
+
+def _add_refine_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core refine``."""
     refine = sub.add_parser("refine", help="one video end to end: track the target, fit the carrier to the proxy, "
                             "re-composite (resumes after a kill)")
     refine.add_argument("--target", required=True, help="the original video")
@@ -499,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encode_options(refine)
     refine.set_defaults(func=cmd_refine)
 
+
+def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core fit``."""
     fit = sub.add_parser("fit", help="fit the carrier of one video (checkpoints every epoch; a rerun resumes)")
     fit.add_argument("--store", required=True, help="the target's face.h5 from `nice-core track`")
     fit.add_argument("--proxy", required=True, help="the proxy video")
@@ -510,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(fit)
     fit.set_defaults(func=cmd_fit)
 
+
+def _add_composite_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core composite``."""
     comp = sub.add_parser("composite", help="run a fitted carrier on every frame and paste it back: the refined video")
     comp.add_argument("--target", required=True)
     comp.add_argument("--store", required=True, help="the target's face.h5")
@@ -524,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encode_options(comp)
     comp.set_defaults(func=cmd_composite)
 
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core demo``."""
     demo = sub.add_parser("demo", help="the whole chain on one video without Snakemake: self-swap proxy, carrier, "
                           "composite, metrics, report (default: the bundled sample)")
     demo.add_argument("video", nargs="?", help="a clip of one person (default: the bundled sample)")
@@ -534,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(demo)
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core eval``."""
     ev = sub.add_parser("eval", help="stability, attribute, identity, detail and fidelity metrics of a video")
     ev.add_argument("--target", required=True, help="the original video (its motion and face are the reference)")
     ev.add_argument("--video", required=True, help="the video to evaluate (e.g. the refined output)")
@@ -553,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
 
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core report``."""
     rep = sub.add_parser("report", help="HTML report (offline, self-contained) from `nice-core eval` JSON files:"
                          " one file gives a per-video page, several a data-set table (+ .csv/.json)")
     rep.add_argument("metrics", nargs="+", help="eval JSON files")
@@ -562,15 +590,26 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--logs", help="data-set report: the workflow's log folder, to list each failure's error")
     rep.set_defaults(func=cmd_report)
 
+
+def _add_verify_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core verify``."""
     verify = sub.add_parser("verify", help="look for the synthetic-media label and watermark in a video or image"
                             " (exit 0: found, 1: not found, 2: error)")
     verify.add_argument("file")
     verify.set_defaults(func=cmd_verify)
 
+
+def _add_config_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core config``."""
     conf = sub.add_parser("config", help="check workflow config files and print the effective configuration")
     conf.add_argument("files", nargs="*", metavar="FILE",
                       help="config files, merged in order as Snakemake does (default: ./config.yaml if present)")
     conf.set_defaults(func=cmd_config)
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core bench``."""
+    from nice_core.groundtruth.clip import BenchConfig
 
     bench = sub.add_parser("bench", help="benchmark data with ground truth")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="ACTION")
@@ -583,9 +622,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encode_options(make)
     make.set_defaults(func=cmd_bench_make)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nice-core", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"nice-core {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from nice_core.provenance.record import add_parser as add_provenance_parser
 
-    add_provenance_parser(sub)  # nice-core provenance: the workflow's per-video record
+    commands = (_add_probe_parser, _add_track_parser, _add_swap_parser, _add_external_swap_parser,
+                _add_check_proxy_parser, _add_refine_parser, _add_fit_parser, _add_composite_parser,
+                _add_demo_parser, _add_eval_parser, _add_report_parser, _add_verify_parser, _add_config_parser,
+                _add_bench_parser, add_provenance_parser)  # provenance: the workflow's per-video record
+    for add_parser in commands:
+        add_parser(sub)
     return parser
 
 

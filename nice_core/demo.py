@@ -42,6 +42,7 @@ def default_sample() -> Path:
 def run_demo(video: str | Path, out_dir: str | Path, *, proxy: str | Path | None = None, quick: bool = False,
              fit: FitConfig | None = None, show_progress: bool | None = None) -> Path:
     """Run the demo chain on ``video`` into ``out_dir``; return the report's path."""
+    from nice_core.chain import WorkFiles
     from nice_core.face import TrackConfig, track_video
     from nice_core.io import probe_video, write_json
     from nice_core.metrics import evaluate, format_table
@@ -53,6 +54,7 @@ def run_demo(video: str | Path, out_dir: str | Path, *, proxy: str | Path | None
     probe_video(video)  # bad input fails here, in one line, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
+    files = WorkFiles(work)
     track = TrackConfig(preview=False, detect_hands=not quick)
     fit = fit or FitConfig()
     if quick:
@@ -64,11 +66,11 @@ def run_demo(video: str | Path, out_dir: str | Path, *, proxy: str | Path | None
     if proxy is None:
         proxy = out / "proxy.mp4"
         if not proxy.is_file():
-            if not store_matches(work / "face.h5", video, track):
+            if not store_matches(files.store, video, track):
                 say("tracking the target")
                 track_video(video, work, track, show_progress=show_progress)
             say("self-swap proxy with the built-in swapper")
-            swap_video(video, video, proxy, store=work / "face.h5", show_progress=show_progress)
+            swap_video(video, video, proxy, store=files.store, show_progress=show_progress)
     say("fitting the carrier and re-compositing")
     result = refine_video(video, proxy, out / "refined.mp4", fit=fit, track=track, work_dir=work,
                           uncertainty_output=out / "uncertainty.mp4", show_progress=show_progress, log=say)

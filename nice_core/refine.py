@@ -1,7 +1,9 @@
 """One video end to end: check the inputs, track the target, fit the carrier, re-composite.
 
-:func:`refine_video` is what ``nice-core refine`` runs; the workflow runs the same stages as separate rules
-(``track``, ``proxy_check``, ``carrier``, ``composite``) through the same functions.
+:func:`refine_video` is what ``nice-core refine`` runs: the chain's (:data:`nice_core.chain.CHAIN`) stages
+``extract`` (the probe), ``track``, ``proxy_check``, ``carrier`` and ``composite`` for a given proxy, in that
+order, through the same functions and work-file names (:class:`~nice_core.chain.WorkFiles`) as the
+workflow's rules.
 
 Work files (the target's ``face.h5`` and the carrier's checkpoints) go to ``work_dir``, by default a hidden
 folder next to the output, ``.<output name>.work``. A run that is killed (a cluster's time limit, kill -9)
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from nice_core.carrier.config import FitConfig
 from nice_core.carrier.fit import fit_carrier
+from nice_core.chain import WorkFiles
 from nice_core.composite.render import CompositeConfig, composite_video
 from nice_core.errors import InputError, NiceError, OutputError
 from nice_core.face import TrackConfig, track_video
@@ -109,7 +112,8 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
     work = Path(work_dir) if explicit_work else default_work_dir(output)
     created = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
-    store_path = work / "face.h5"
+    files = WorkFiles(work)
+    store_path = files.store
     finished, stage = False, "tracking"
     try:
         t = time.perf_counter()
@@ -120,15 +124,14 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
         seconds["tracking"] = time.perf_counter() - t
 
         t, stage = time.perf_counter(), "fitting"
-        model = fit_carrier(store_path, proxy, fit, work / "checkpoint", check=check, log=log)
-        state = json.loads((work / "checkpoint" / "state.json").read_text())
+        fitted = fit_carrier(store_path, proxy, fit, files.checkpoints, check=check, log=log)
         seconds["fitting"] = time.perf_counter() - t
 
         t, stage = time.perf_counter(), "compositing"
         labels = {"proxy": proxy, **({"identity": identity} if identity is not None else {})}
-        result = composite_video(target, store_path, model, output, size=fit.size, config=composite, encode=encode,
-                                 uncertainty_output=uncertainty_output, label_inputs=labels, probe=probe,
-                                 show_progress=show_progress)
+        result = composite_video(target, store_path, fitted.model, output, size=fit.size, config=composite,
+                                 encode=encode, uncertainty_output=uncertainty_output, label_inputs=labels,
+                                 probe=probe, show_progress=show_progress)
         seconds["compositing"] = time.perf_counter() - t
         finished = True
     except NiceError as err:
@@ -144,4 +147,4 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
         if finished and not (explicit_work or keep_work):
             shutil.rmtree(work, ignore_errors=True)
     return RefineResult(result.output, result.uncertainty, result.n_frames, result.frames_refined,
-                        int(state["epoch"]), seconds)
+                        fitted.epochs, seconds)

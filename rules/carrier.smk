@@ -7,15 +7,17 @@
 
 rule carrier:
     input:
-        store=WORK / "{video}" / "face.h5",
+        store=work("{video}").store,
         proxy=proxy_path,
-        check=WORK / "{video}" / "proxy_check.json",
+        check=work("{video}").proxy_check,
     output:
-        carrier=WORK / "{video}" / "carrier.safetensors",
+        carrier=work("{video}").carrier,
     log:
         LOGS / "carrier" / "{video}.log",
     benchmark:
         BENCH / "carrier" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res("carrier", "threads")
     resources:
         mem_mb=res("carrier", "mem_mb"),

@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: the validated config, the run's videos, their paths and resources.
+# Helpers shared by the rule files; the validated config, the run's videos, their paths and resources.
 # Only light, pure-Python parts of nice_core are imported here, so building the DAG (and `snakemake -n`)
 # never loads torch, PyAV or h5py; heavier checks are imported only where a run needs them.
 
@@ -8,7 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
+import yaml
+
 from nice_core.carrier.config import check_fit_overrides
+from nice_core.chain import WorkFiles
 from nice_core.config import stage_flags, validate
 from nice_core.errors import InputError, NiceError
 from nice_core.inputs.videos import workflow_videos
@@ -47,6 +50,15 @@ GENERATOR = config["proxy"]["generator"]
 PREVIEW = config["face"]["preview"]
 SAVE_UNCERTAINTY = config["composite"]["save_uncertainty"]
 PROXY_RESOURCES = "proxy" if GENERATOR == "swap" else "external_proxy"
+# Every rule runs `nice-core` from the environment environment.yml creates (`conda env create -f
+# environment.yml`), named there: with `--software-deployment-method conda` each job activates it.
+CONDA_ENV = yaml.safe_load((Path(workflow.basedir).parent / "environment.yml").read_text())["name"]
+
+
+def work(name):
+    """A video's work files (nice_core.chain.WorkFiles: their names live there); ``work("{video}")`` gives
+    the rules' patterns."""
+    return WorkFiles(WORK / name)
 
 
 def flags(*sections):
@@ -74,7 +86,7 @@ def identity_path(wildcards):
 
 def proxy_of(name):
     given = VIDEOS[name].proxy
-    return str(given) if given is not None else str(WORK / name / "proxy.mp4")
+    return str(given) if given is not None else str(work(name).proxy)
 
 
 def proxy_path(wildcards):
@@ -90,16 +102,16 @@ def uncertainty_path(name):
 
 
 def track_outputs():
-    outputs = {"store": WORK / "{video}" / "face.h5"}
+    outputs = {"store": work("{video}").store}
     if PREVIEW:
-        outputs["preview"] = WORK / "{video}" / "preview.mp4"
+        outputs["preview"] = work("{video}").preview
     return outputs
 
 
 def proxy_inputs(wildcards):
     inputs = {"target": video_path(wildcards), "identity": identity_path(wildcards)}
     if GENERATOR == "swap":
-        inputs["store"] = WORK / wildcards.video / "face.h5"  # the built-in swapper reuses the tracked face
+        inputs["store"] = work(wildcards.video).store  # the built-in swapper reuses the tracked face
     return inputs
 
 
@@ -118,16 +130,24 @@ def proxy_command(wildcards, input, output):
     )
 
 
+def work_dir(wildcards):
+    return work(wildcards.video).root
+
+
+def audio_path(wildcards):
+    return work(wildcards.video).audio
+
+
 def checkpoint_dir(wildcards):
-    return WORK / wildcards.video / "checkpoint"
+    return work(wildcards.video).checkpoints
 
 
 def composite_input(wildcards):
     name = OUTPUT_VIDEO[wildcards.outpath]
     return {
         "target": str(VIDEOS[name].target),
-        "store": WORK / name / "face.h5",
-        "carrier": WORK / name / "carrier.safetensors",
+        "store": work(name).store,
+        "carrier": work(name).carrier,
         "proxy": proxy_of(name),
     }
 
@@ -189,13 +209,13 @@ def provenance_inputs(wildcards):
 
 
 def provenance_results(wildcards):
-    work = WORK / wildcards.video
+    files = work(wildcards.video)
     files = {
-        "probe": work / "probe.json",
-        "store": work / "face.h5",
-        "proxy_check": work / "proxy_check.json",
-        "metrics": work / "metrics.json",
-        "carrier": work / "carrier.safetensors",
+        "probe": files.probe,
+        "store": files.store,
+        "proxy_check": files.proxy_check,
+        "metrics": files.metrics,
+        "carrier": files.carrier,
         "refined": refined_path(wildcards.video),
     }
     return {role: str(path) for role, path in files.items()}
@@ -220,7 +240,7 @@ def write_partial_report():
     """After a failure: the report from the metrics that exist, listing the failed videos' errors."""
     from nice_core.report.run import build_report
 
-    done = [p for p in (WORK / name / "metrics.json" for name in VIDEOS) if p.is_file()]
+    done = [p for p in (work(name).metrics for name in VIDEOS) if p.is_file()]
     page = build_report(done, REPORT / "report.html", expected=VIDEOS, log_dir=LOGS)
     print(
         f"nice-core: some jobs failed; their errors are listed in {page.resolve()} and in the logs under "

@@ -8,13 +8,15 @@ rule evaluate:
         video=evaluated_video,
         proxy=proxy_path,
         sigma=evaluated_sigma,
-        check=WORK / "{video}" / "proxy_check.json",
+        check=work("{video}").proxy_check,
     output:
-        metrics=WORK / "{video}" / "metrics.json",
+        metrics=work("{video}").metrics,
     log:
         LOGS / "evaluate" / "{video}.log",
     benchmark:
         BENCH / "evaluate" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res("evaluate", "threads")
     resources:
         mem_mb=res("evaluate", "mem_mb"),

@@ -6,16 +6,18 @@ rule extract:
     input:
         video=video_path,
     output:
-        probe=WORK / "{video}" / "probe.json",
+        probe=work("{video}").probe,
     log:
         LOGS / "extract" / "{video}.log",
     benchmark:
         BENCH / "extract" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res("extract", "threads")
     resources:
         mem_mb=res("extract", "mem_mb"),
         runtime=res("extract", "runtime"),
     params:
-        audio=lambda wc: WORK / wc.video / "audio.mka",
+        audio=audio_path,
     shell:
         "nice-core probe {input.video:q} -o {output.probe:q} --audio {params.audio:q} > {log:q} 2>&1"

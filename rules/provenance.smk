@@ -8,9 +8,13 @@ rule provenance:
         unpack(provenance_inputs),
         unpack(provenance_results),
     output:
-        record=report(WORK / "{video}" / "provenance.json", category="Provenance", labels={"video": "{video}"}),
+        record=report(work("{video}").provenance, category="Provenance", labels={"video": "{video}"}),
     log:
         LOGS / "provenance" / "{video}.log",
+    benchmark:
+        BENCH / "provenance" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res("provenance", "threads")
     resources:
         mem_mb=res("provenance", "mem_mb"),

@@ -7,11 +7,13 @@ rule proxy:
     input:
         unpack(proxy_inputs),
     output:
-        proxy=WORK / "{video}" / "proxy.mp4",
+        proxy=work("{video}").proxy,
     log:
         LOGS / "proxy" / "{video}.log",
     benchmark:
         BENCH / "proxy" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res(PROXY_RESOURCES, "threads")
     resources:
         mem_mb=res(PROXY_RESOURCES, "mem_mb"),
@@ -28,11 +30,13 @@ rule proxy_check:
         target=video_path,
         proxy=proxy_path,
     output:
-        check=WORK / "{video}" / "proxy_check.json",
+        check=work("{video}").proxy_check,
     log:
         LOGS / "proxy_check" / "{video}.log",
     benchmark:
         BENCH / "proxy_check" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res("proxy_check", "threads")
     resources:
         mem_mb=res("proxy_check", "mem_mb"),

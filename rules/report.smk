@@ -10,14 +10,16 @@ localrules:
 
 rule report:
     input:
-        metrics=expand(WORK / "{video}" / "metrics.json", video=VIDEOS),
-        provenance=expand(WORK / "{video}" / "provenance.json", video=VIDEOS),
+        metrics=[work(name).metrics for name in VIDEOS],
+        provenance=[work(name).provenance for name in VIDEOS],
     output:
         html=report(REPORT / "report.html", category="Data set"),
         csv=REPORT / "report.csv",
         json=REPORT / "report.json",
     log:
         LOGS / "report" / "report.log",
+    conda:
+        CONDA_ENV
     threads: res("report", "threads")
     resources:
         mem_mb=res("report", "mem_mb"),

@@ -4,19 +4,21 @@
 rule track:
     input:
         video=video_path,
-        probe=WORK / "{video}" / "probe.json",
+        probe=work("{video}").probe,
     output:
         **track_outputs(),
     log:
         LOGS / "track" / "{video}.log",
     benchmark:
         BENCH / "track" / "{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: res("track", "threads")
     resources:
         mem_mb=res("track", "mem_mb"),
         runtime=res("track", "runtime"),
     params:
-        out_dir=lambda wc: WORK / wc.video,
+        out_dir=work_dir,
         flags=flags("face", "encode"),
     shell:
         "nice-core track {input.video:q} -o {params.out_dir:q} --probe {input.probe:q} {params.flags}" " > {log:q} 2>&1"

@@ -285,9 +285,9 @@ def test_dataset_shapes_and_ranges(bench: SimpleNamespace) -> None:
 
 @pytest.mark.slow
 def test_fit_is_deterministic_for_a_seed(bench: SimpleNamespace) -> None:
-    a = fit_carrier(bench.store, None, tiny_config(epochs=2), log=quiet).state_dict()
-    b = fit_carrier(bench.store, None, tiny_config(epochs=2), log=quiet).state_dict()
-    c = fit_carrier(bench.store, None, tiny_config(epochs=2, seed=1), log=quiet).state_dict()
+    a = fit_carrier(bench.store, None, tiny_config(epochs=2), log=quiet).model.state_dict()
+    b = fit_carrier(bench.store, None, tiny_config(epochs=2), log=quiet).model.state_dict()
+    c = fit_carrier(bench.store, None, tiny_config(epochs=2, seed=1), log=quiet).model.state_dict()
     assert_identical(a, b)
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
@@ -328,7 +328,9 @@ def test_resume_after_kill_equals_an_uninterrupted_fit(bench: SimpleNamespace, t
     assert state["epoch"] == 1 and not state["complete"]
 
     lines: list[str] = []
-    model = fit_carrier(bench.store, None, config, interrupted, log=lines.append)
+    result = fit_carrier(bench.store, None, config, interrupted, log=lines.append)
+    model = result.model
+    assert (result.epochs, result.seed, result.weights) == (3, config.seed, interrupted / "carrier.safetensors")
     assert any("resuming from epoch 1/3" in line for line in lines)
     assert sum("carrier: epoch" in line for line in lines) == 2  # epochs 2 and 3 only
     assert_identical(state_tensors(interrupted), state_tensors(reference))
@@ -346,7 +348,7 @@ def test_checkpoint_mismatch_is_refused_or_restarted(bench: SimpleNamespace, tmp
     # The same config again: already complete, nothing is trained, the checkpoint's weights come back.
     calls: list[int] = []
     model = fit_carrier(bench.store, None, tiny_config(epochs=1, threads=2), folder, log=quiet,
-                        on_epoch=lambda epoch, state: calls.append(epoch))
+                        on_epoch=lambda epoch, state: calls.append(epoch)).model
     assert calls == []
     assert_identical(model.state_dict(), read_checkpoint(folder).model)
     with pytest.raises(CheckpointMismatchError, match=r"lr: checkpoint 0\.001, now 0\.002.*restart"):
@@ -369,7 +371,7 @@ def test_run_carrier_yields_every_frame(bench: SimpleNamespace, tmp_path: Path) 
     shutil.copy(bench.store, store_path)
     with FaceStore.open(store_path, "r+") as store:
         store["has_face"][4] = False
-    model = fit_carrier(store_path, None, tiny_config(epochs=1), log=quiet)
+    model = fit_carrier(store_path, None, tiny_config(epochs=1), log=quiet).model
     results = list(run_carrier(model, store_path, 64, batch_size=5))
     assert [r[0] for r in results] == list(range(24))
     assert results[4][1:] == (None, None)
@@ -395,7 +397,7 @@ def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
     config = FitConfig(size=size, steps=720, batch_size=1, unet=UNetConfig(base_channels=16, depth=3),
                        threads=2, seed=0)
     start = time.perf_counter()
-    model = fit_carrier(bench.store, None, config, log=quiet)
+    model = fit_carrier(bench.store, None, config, log=quiet).model
     fit_s = time.perf_counter() - start
 
     def small(image: np.ndarray) -> np.ndarray:
@@ -469,8 +471,9 @@ def test_texture_fit_runs_resumes_and_carries(bench: SimpleNamespace, tmp_path: 
     with pytest.raises(Stop):
         fit_carrier(bench.store, None, config, tmp_path / "resumed", log=quiet, on_epoch=stop_after_first)
     resumed = fit_carrier(bench.store, None, config, tmp_path / "resumed", log=quiet)
-    assert_identical(whole.state_dict(), resumed.state_dict())
-    out = list(run_carrier(whole, bench.store, 64))
+    assert_identical(whole.model.state_dict(), resumed.model.state_dict())
+    assert (whole.epochs, whole.steps) == (resumed.epochs, resumed.steps) == (2, whole.steps)
+    out = list(run_carrier(whole.model, bench.store, 64))
     assert len(out) == 24 and all(crop is not None and crop.shape == (128, 128, 3) for _, crop, _ in out)
 
 

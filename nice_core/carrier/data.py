@@ -100,6 +100,29 @@ def proxy_crops_ready(store_path: str | Path) -> bool:
         return CARRIER_GROUP in store.h5 and bool(store.h5[CARRIER_GROUP].attrs.get("complete", False))
 
 
+def _cache_matches(store: FaceStore, digest: str, offset: int, register: bool) -> bool:
+    """Whether the store holds a complete proxy-crop cache of this proxy, offset and registration."""
+    if CARRIER_GROUP not in store.h5:
+        return False
+    attrs = store.h5[CARRIER_GROUP].attrs
+    return bool(attrs.get("complete", False) and attrs.get("proxy_sha256") == digest
+                and int(attrs.get("frame_offset", 0)) == offset and attrs.get("crop_size") == store.crop_size
+                and bool(attrs.get("registered", False)) == register)
+
+
+def _allocate_crops(group: h5py.Group, n: int, size: int) -> h5py.Dataset:
+    """The ``(n, size, size, 3)`` ``uint8`` crop dataset, one chunk per frame, allocated (and filled) up
+    front: a disk that fills does so here, before any crop is written, never half-way through the tracking
+    data."""
+    space = h5py.h5s.create_simple((n, size, size, 3))
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1, size, size, 3))
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+    h5py.h5d.create(group.id, b"proxy_crops", h5py.h5t.STD_U8LE, space, dcpl=dcpl)
+    return group["proxy_crops"]
+
+
 def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *, force: bool = False,
                         show_progress: bool = False, register: bool = True) -> int:
     """Cache the proxy's crops in the store (``carrier/``), streaming the proxy once.
@@ -129,12 +152,8 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
     digest = file_sha256(proxy)
     with FaceStore.open(store_path) as store:
         offset, rescale = _proxy_source(store, proxy, check)
-        if not force and CARRIER_GROUP in store.h5:
-            attrs = store.h5[CARRIER_GROUP].attrs
-            if (attrs.get("complete", False) and attrs.get("proxy_sha256") == digest
-                    and int(attrs.get("frame_offset", 0)) == offset and attrs.get("crop_size") == store.crop_size
-                    and bool(attrs.get("registered", False)) == register):
-                return int(store.h5[PROXY_VALID][:].sum())
+        if not force and _cache_matches(store, digest, offset, register):
+            return int(store.h5[PROXY_VALID][:].sum())
     try:
         with FaceStore.open(store_path, "r+") as store:
             n, size = store.n_frames, store.crop_size
@@ -146,13 +165,7 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
             group = store.h5.create_group(CARRIER_GROUP)
             group.attrs.update(proxy=str(proxy), proxy_sha256=digest, frame_offset=offset, rescale=rescale,
                                crop_size=size, registered=register, complete=False)
-            space = h5py.h5s.create_simple((n, size, size, 3))
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_chunk((1, size, size, 3))
-            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-            dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
-            h5py.h5d.create(group.id, b"proxy_crops", h5py.h5t.STD_U8LE, space, dcpl=dcpl)
-            crops = store.h5[PROXY_CROPS]
+            crops = _allocate_crops(group, n, size)
             valid = group.create_dataset("proxy_valid", shape=(n,), dtype=bool, fillvalue=False)
             store.h5.flush()
             with VideoReader(proxy) as reader:

@@ -80,6 +80,40 @@ class CheckpointMismatchError(InputError):
 
 
 @dataclass(frozen=True)
+class FitResult:
+    """What a fit gives back: the model and how it was made.
+
+    Attributes:
+        model: the fitted :class:`CarrierUNet`, on the CPU, in eval mode.
+        epochs, steps: the completed epochs and optimizer steps.
+        seed: the seed the fit ran with.
+        train_seconds: training time summed over epochs (without data preparation).
+        device: where it was trained, e.g. ``"cpu"`` or ``"cuda:0"``.
+        history: one record per completed epoch (loss terms, learning rate, seconds).
+        weights: the checkpoint's ``carrier.safetensors`` (``None`` when fitted without checkpoints).
+    """
+
+    model: CarrierUNet
+    epochs: int
+    steps: int
+    seed: int
+    train_seconds: float
+    device: str
+    history: tuple[dict, ...]
+    weights: Path | None
+
+    def summary(self) -> str:
+        return f"{self.epochs} epochs, {self.steps} steps, {self.train_seconds:.0f} s on {self.device}"
+
+
+def _result(model: CarrierUNet, state: dict, config: FitConfig, checkpoint_dir: str | Path | None) -> FitResult:
+    return FitResult(model=model.cpu().eval(), epochs=int(state["epoch"]), steps=int(state["step"]),
+                     seed=config.seed, train_seconds=float(state["train_seconds"]),
+                     device=str(state.get("device", "cpu")), history=tuple(state["history"]),
+                     weights=Path(checkpoint_dir) / WEIGHTS_NAME if checkpoint_dir is not None else None)
+
+
+@dataclass(frozen=True)
 class FitPlan:
     """How a fit of ``frames`` training frames runs: ``epochs`` x ``steps_per_epoch`` = ``total_steps``."""
 
@@ -186,7 +220,7 @@ def _describe_mismatch(saved: dict, wanted: dict, prefix: str = "") -> list[str]
 def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config: FitConfig | None = None,
                 checkpoint_dir: str | Path | None = None, *, check=None, restart: bool = False,
                 log: Callable[[str], None] | None = None,
-                on_epoch: Callable[[int, dict], None] | None = None) -> CarrierUNet:
+                on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Fit the carrier of one video.
 
     Args:
@@ -202,7 +236,8 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         on_epoch: called after each epoch's checkpoint with the epoch number (1-based) and the state dict.
 
     Returns:
-        The fitted :class:`CarrierUNet` on the CPU, in eval mode.
+        A :class:`FitResult`: the fitted :class:`CarrierUNet` (on the CPU, in eval mode), its epochs, steps,
+        seed, training time and device, and the checkpoint's weights file.
 
     Raises:
         CheckpointMismatchError: ``checkpoint_dir`` holds a checkpoint of another config, store or proxy
@@ -227,7 +262,7 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         if checkpoint_dir is not None:
             state = _resume(Path(checkpoint_dir), model, optimizer, generator, state, restart, log)
         if state["complete"]:
-            return model.eval()
+            return _result(model, state, config, checkpoint_dir)
         model.to(device)
         for param_state in optimizer.state.values():
             for key, value in param_state.items():
@@ -256,7 +291,7 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                 write_checkpoint(checkpoint_dir, model, optimizer, rng, state)
             if on_epoch is not None:
                 on_epoch(epoch + 1, state)
-    return model.cpu().eval()
+    return _result(model, state, config, checkpoint_dir)
 
 
 #: An epoch whose mean L1 is this many times the best earlier epoch's, or whose mean log-variance is above

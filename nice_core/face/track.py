@@ -20,6 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
+from nice_core.chain import WorkFiles
 from nice_core.config import default
 from nice_core.errors import NoFaceError, OutputError, is_disk_full
 from nice_core.face.alignment import alignment_params, apply_affine, crop_matrix, smooth_params
@@ -208,7 +209,8 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
     fps = float(probe.fps)
     distance_for = reference_distance(SubjectRule.parse(config.subject))  # checks the reference image first
     out_dir.mkdir(parents=True, exist_ok=True)
-    store_path, preview_path = out_dir / "face.h5", out_dir / "preview.mp4"
+    files = WorkFiles(out_dir)
+    store_path, preview_path = files.store, files.preview
     tmp_store = temporary_sibling(store_path)
     preview = None
     try:

@@ -243,9 +243,6 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
     """
     import cv2
 
-    from nice_core.face.track import TrackConfig, track_video
-    from nice_core.store import FaceStore
-
     config = config or BenchConfig()
     show = sys.stderr.isatty() if show_progress is None else show_progress
     source, out_dir = Path(source), Path(out_dir)
@@ -278,13 +275,7 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
             for _, frame in source_frames(reader, "target"):
                 writer.write(frame)
         # 2. Landmarks of X, smoothed over time so the edit is as stable as X.
-        track = track_video(tmp / "target.mp4", tmp / "track", TrackConfig(crop_size=32, preview=False),
-                            show_progress=show)
-        with FaceStore.open(track.store) as store:
-            valid = store["has_face"][:]
-            landmarks = store["landmarks"][:, :, :2].astype(np.float64)
-            hands = store["hands"][:]
-        smooth = _smooth_landmarks(landmarks, valid, config.landmark_sigma_frames)
+        valid, smooth, hands = _smoothed_track(tmp / "target.mp4", tmp / "track", config, show)
         regions = _regions()
         layer = _detail_layer(smooth, valid, config, regions)
         rng = np.random.default_rng(config.seed)
@@ -296,11 +287,7 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
                 VideoWriter(tmp / "proxy.mp4", probe.width, probe.height, probe.fps, encode=encode,
                             label=synthetic_label(labels, "benchmark synthetic flickering proxy", encode)) as proxy:
             for index, frame in source_frames(reader, "edit"):
-                # Draw every random number every frame, so frame t's faults do not depend on earlier faces.
-                draw = {"gain": rng.normal(0, config.cast, 3), "bias": rng.normal(0, config.cast * 0.5),
-                        "shift": rng.normal(0, config.misalign_px, 2), "mask": rng.normal(0, config.mask_jitter, 2),
-                        "outlier": rng.random() < config.outlier_rate, "part": rng.choice(["mouth", "left_eye",
-                                                                                           "right_eye"])}
+                draw = _draw_faults(rng, config)
                 if not valid[index]:
                     clean.write(frame)
                     proxy.write(frame)
@@ -324,6 +311,29 @@ def make_benchmark(source: str | Path, out_dir: str | Path, config: BenchConfig 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _smoothed_track(target: Path, work: Path, config: BenchConfig,
+                    show: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Track ``target`` into ``work``: which frames have a face, their ``(N, 478, 2)`` landmarks smoothed
+    over time (so the edit is as stable as the footage), and the hands found in front of the face."""
+    from nice_core.face.track import TrackConfig, track_video
+    from nice_core.store import FaceStore
+
+    track = track_video(target, work, TrackConfig(crop_size=32, preview=False), show_progress=show)
+    with FaceStore.open(track.store) as store:
+        valid = store["has_face"][:]
+        landmarks = store["landmarks"][:, :, :2].astype(np.float64)
+        hands = store["hands"][:]
+    return valid, _smooth_landmarks(landmarks, valid, config.landmark_sigma_frames), hands
+
+
+def _draw_faults(rng: np.random.Generator, config: BenchConfig) -> dict:
+    """One frame's random faults. Every number is drawn every frame, so frame t's faults do not depend on
+    which earlier frames had a face."""
+    return {"gain": rng.normal(0, config.cast, 3), "bias": rng.normal(0, config.cast * 0.5),
+            "shift": rng.normal(0, config.misalign_px, 2), "mask": rng.normal(0, config.mask_jitter, 2),
+            "outlier": rng.random() < config.outlier_rate, "part": rng.choice(["mouth", "left_eye", "right_eye"])}
 
 
 def _detail_layer(smooth: np.ndarray, valid: np.ndarray, config: BenchConfig,

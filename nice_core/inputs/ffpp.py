@@ -136,6 +136,34 @@ def ffpp_pairs(root: str | Path, methods: Iterable[str] | str, compression: str 
     return pairs
 
 
+def _csv_columns(csv_path: Path, header_line: int, header: list[str]) -> list[str]:
+    """The header's column names, lower-cased; refused when one is unknown, missing or named twice."""
+    columns = [cell.strip().lower() for cell in header]
+    expected = f"(columns: {', '.join(CSV_COLUMNS)}, optional {', '.join(CSV_OPTIONAL_COLUMNS)})"
+    if unknown := [c for c in columns if c not in (*CSV_COLUMNS, *CSV_OPTIONAL_COLUMNS)]:
+        raise InputError(f"{csv_path} line {header_line}: unknown column(s) {', '.join(map(repr, unknown))} "
+                         f"{expected}")
+    if missing := [c for c in CSV_COLUMNS if c not in columns]:
+        raise InputError(f"{csv_path} line {header_line}: missing column(s) {', '.join(missing)} in the header "
+                         f"{expected}")
+    if len(set(columns)) < len(columns):
+        raise InputError(f"{csv_path} line {header_line}: a column is named twice in the header")
+    return columns
+
+
+def _csv_path(cell: str, column: str, base: Path, where: str) -> Path | None:
+    """A cell's video path (relative to the CSV's folder); an empty identity is ``None`` (unknown)."""
+    if not cell:
+        if column != "identity":
+            raise InputError(f"{where}: empty {column}")
+        return None
+    path = Path(cell).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise InputError(f"{where}: {column} video not found: {path}")
+    return path
+
+
 def csv_pairs(csv_path: str | Path) -> list[VideoPair]:
     """Read pairs from a CSV file for footage outside FaceForensics++.
 
@@ -170,17 +198,7 @@ def csv_pairs(csv_path: str | Path) -> list[VideoPair]:
     lines = [(number, row) for number, row in enumerate(rows, start=1) if any(cell.strip() for cell in row)]
     if not lines:
         raise InputError(f"pairs CSV is empty: {csv_path}")
-    header_line, header = lines[0]
-    columns = [cell.strip().lower() for cell in header]
-    known = (*CSV_COLUMNS, *CSV_OPTIONAL_COLUMNS)
-    if unknown := [c for c in columns if c not in known]:
-        raise InputError(f"{csv_path} line {header_line}: unknown column(s) {', '.join(map(repr, unknown))} "
-                         f"(columns: {', '.join(CSV_COLUMNS)}, optional {', '.join(CSV_OPTIONAL_COLUMNS)})")
-    if missing := [c for c in CSV_COLUMNS if c not in columns]:
-        raise InputError(f"{csv_path} line {header_line}: missing column(s) {', '.join(missing)} in the header "
-                         f"(columns: {', '.join(CSV_COLUMNS)}, optional {', '.join(CSV_OPTIONAL_COLUMNS)})")
-    if len(set(columns)) < len(columns):
-        raise InputError(f"{csv_path} line {header_line}: a column is named twice in the header")
+    columns = _csv_columns(csv_path, *lines[0])
     if len(lines) == 1:
         raise InputError(f"pairs CSV has a header but no rows: {csv_path}")
 
@@ -191,18 +209,7 @@ def csv_pairs(csv_path: str | Path) -> list[VideoPair]:
         if len(row) != len(columns):
             raise InputError(f"{where}: {len(row)} cells, the header has {len(columns)}")
         cells = {column: cell.strip() for column, cell in zip(columns, row)}
-        paths: dict[str, Path | None] = {}
-        for column in CSV_COLUMNS:
-            if not cells[column]:
-                if column != "identity":
-                    raise InputError(f"{where}: empty {column}")
-                paths[column] = None
-                continue
-            path = Path(cells[column]).expanduser()
-            path = path if path.is_absolute() else base / path
-            if not path.is_file():
-                raise InputError(f"{where}: {column} video not found: {path}")
-            paths[column] = path
+        paths = {column: _csv_path(cells[column], column, base, where) for column in CSV_COLUMNS}
         name = cells.get("name") or paths["proxy"].stem
         if not NAME_PATTERN.fullmatch(name):
             source = "name" if cells.get("name") else "name (from the proxy file name)"

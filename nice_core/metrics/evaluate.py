@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,20 @@ _PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "
               *_REFERENCE_KEYS)
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every video's measures of one frame share: the target's flow from the previous frame, its face
+    mask and regions and landmarks, the target frame, the clean reference frame (or ``None``)."""
+
+    flow: np.ndarray | None
+    mask: np.ndarray
+    regions: dict[str, np.ndarray]
+    target_lm: np.ndarray | None
+    target: np.ndarray
+    reference: np.ndarray | None
+    size: tuple[int, int]
+
+
 class _Stream:
     """One evaluated video: its frames, face tracker, previous frame and per-frame measures."""
 
@@ -80,6 +95,33 @@ class _Stream:
         self.values: dict[str, list[float | None]] = {k: [] for k in keys}
         self.fine_terms: list[tuple[float, float] | None] = []
         self.embeddings: list[float] = []
+
+    def measure(self, frame: np.ndarray | None, lm: np.ndarray | None, shared: _Shared) -> None:
+        """Append this video's per-frame measures of one frame (``None`` where the frame or a face is
+        missing)."""
+        values = self.values
+        if frame is None:  # a proxy frame the offset leaves out
+            for name in values:
+                values[name].append(None)
+            self.fine_terms.append(None)
+            self.previous = None
+            return
+        mask, target_lm, ref_frame = shared.mask, shared.target_lm, shared.reference
+        values["e_stab"].append(None if shared.flow is None or self.previous is None
+                                else warp_error(frame, self.previous, shared.flow, mask))
+        self.previous = frame
+        both = lm is not None and target_lm is not None
+        values["gaze_error_deg"].append(gaze_error_deg(target_lm, lm) if both else None)
+        values["pose_error_deg"].append(pose_error_deg(target_lm, lm, shared.size) if both else None)
+        values["landmark_nme_2d"].append(landmark_nme(target_lm, lm, 2) if both else None)
+        values["landmark_nme_3d"].append(landmark_nme(target_lm, lm, 3) if both else None)
+        values["detail"].append(detail(frame, mask))
+        if "psnr" in values:
+            values["psnr"].append(masked_psnr(frame, ref_frame, mask))
+            values["ssim"].append(masked_ssim(frame, ref_frame, mask))
+            values["psnr_inner"].append(masked_psnr(frame, ref_frame, shared.regions["inner"]))
+            values["psnr_ring"].append(masked_psnr(frame, ref_frame, shared.regions["ring"]))
+            self.fine_terms.append(fine_transfer_terms(frame, ref_frame, shared.target, shared.regions["face"]))
 
     def covers(self, t: int) -> bool:
         """Whether target frame ``t`` has a frame in this video (a proxy with an offset may lack a few)."""
@@ -157,6 +199,16 @@ def _open(path: str | Path, n: int, role: str, offset: int = 0, target: VideoPro
     return VideoReader(path, probe)
 
 
+def _subject_rule(subject: str) -> SubjectRule:
+    try:
+        rule = SubjectRule.parse(subject)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if rule.mode == "reference" and not Path(rule.reference).is_file():
+        raise InputError(f"subject reference image not found: {rule.reference}")
+    return rule
+
+
 def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = None,
              identity: str | Path | None = None, reference: str | Path | None = None,
              name: str | None = None, method: str | None = None, show_progress: bool | None = None,
@@ -175,12 +227,7 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         InputError: unreadable inputs, or frame counts that differ from the target's.
     """
     show = sys.stderr.isatty() if show_progress is None else show_progress
-    try:
-        rule = SubjectRule.parse(subject)
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    if rule.mode == "reference" and not Path(rule.reference).is_file():
-        raise InputError(f"subject reference image not found: {rule.reference}")
+    rule = _subject_rule(subject)
     if uncertainty is not None and not Path(uncertainty).is_file():
         raise InputError(f"uncertainty video not found: {uncertainty}")
     target_probe = probe_video(target)
@@ -215,32 +262,12 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
                 flow = motion.step(frames["target"])
                 baseline = ref_frame if ref_frame is not None else frames["target"]
                 baseline_detail.append(detail(baseline, mask))
+                shared = _Shared(flow, mask, regions, target_lm, frames["target"], ref_frame, size)
                 for key, stream in streams.items():
+                    stream.measure(frames[key], landmarks.get(key), shared)
                     frame, lm = frames[key], landmarks.get(key)
-                    values = stream.values
-                    if frame is None:  # a proxy frame the offset leaves out
-                        for name in values:
-                            values[name].append(None)
-                        stream.fine_terms.append(None)
-                        stream.previous = None
-                        continue
-                    values["e_stab"].append(None if flow is None or stream.previous is None
-                                            else warp_error(frame, stream.previous, flow, mask))
-                    stream.previous = frame
-                    both = lm is not None and target_lm is not None
-                    values["gaze_error_deg"].append(gaze_error_deg(target_lm, lm) if both else None)
-                    values["pose_error_deg"].append(pose_error_deg(target_lm, lm, size) if both else None)
-                    values["landmark_nme_2d"].append(landmark_nme(target_lm, lm, 2) if both else None)
-                    values["landmark_nme_3d"].append(landmark_nme(target_lm, lm, 3) if both else None)
-                    values["detail"].append(detail(frame, mask))
-                    if "psnr" in values:
-                        values["psnr"].append(masked_psnr(frame, ref_frame, mask))
-                        values["ssim"].append(masked_ssim(frame, ref_frame, mask))
-                        values["psnr_inner"].append(masked_psnr(frame, ref_frame, regions["inner"]))
-                        values["psnr_ring"].append(masked_psnr(frame, ref_frame, regions["ring"]))
-                        stream.fine_terms.append(fine_transfer_terms(frame, ref_frame, frames["target"],
-                                                                     regions["face"]))
-                    if identity_vector is not None and t in sampled and lm is not None and key != "target":
+                    if identity_vector is not None and t in sampled and lm is not None and key != "target" \
+                            and frame is not None:
                         stream.embeddings.append(embedding_distance(face_embedding(frame, lm), identity_vector))
         finally:
             for stream in streams.values():

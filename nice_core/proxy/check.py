@@ -185,13 +185,7 @@ def check_proxy(
     target, proxy = Path(target), Path(proxy)
     tp = target_probe or probe_video(target)
     pp = proxy_probe or probe_video(proxy)
-    if tp.fps != pp.fps:
-        raise InputError(f"proxy frame rate differs from the target's: {proxy} is {pp.fps} fps "
-                         f"({float(pp.fps):.3f}), {target} is {tp.fps} fps ({float(tp.fps):.3f})")
-    rescale = (pp.width, pp.height) != (tp.width, tp.height)
-    if abs(pp.width * tp.height / (pp.height * tp.width) - 1) > ASPECT_TOLERANCE:
-        raise InputError(f"proxy aspect ratio differs from the target's: {proxy} is {pp.width}x{pp.height}, "
-                         f"{target} is {tp.width}x{tp.height} (a crop or padding, not a rescale)")
+    rescale = _check_format(target, proxy, tp, pp)
     notes: list[str] = []
     if rescale:
         notes.append(f"proxy is {pp.width}x{pp.height}, target {tp.width}x{tp.height}; "
@@ -210,14 +204,8 @@ def check_proxy(
     pixels = matchable if matchable.mean() >= 0.05 else np.ones_like(matchable)  # else it fails the match test
     errors = maps[:, pixels].mean(axis=1)
 
-    best = min(range(len(offsets)), key=lambda k: (errors[k], abs(offsets[k])))
-    zero = offsets.index(0)
-    gain = (errors[zero] + ERROR_FLOOR) / (errors[best] + ERROR_FLOOR)
-    chosen = best
-    unclear = ""
-    if offsets[best] != 0 and gain < min_offset_gain:
-        chosen = zero
-        unclear = f" (best {offsets[best]:+d} fits only {gain:.2f}x better than 0, too little motion to tell)"
+    chosen, gain, unclear = _choose_offset(errors, offsets, min_offset_gain)
+    if unclear:
         notes.append(f"no clear frame offset{unclear}; assuming 0")
     others = [errors[k] for k in range(len(offsets)) if k != chosen]
     confidence = (min(others) + ERROR_FLOOR) / (errors[chosen] + ERROR_FLOOR) if others else math.inf
@@ -234,6 +222,38 @@ def check_proxy(
             f"{tolerance:g} grey levels (need {min_matched_share:.0%} and {min_motion_share:.0%}): "
             f"{proxy} vs {target}"
         )
+    notes += _offset_notes(target, proxy, offset, limit, max_offset, gain, unclear, correct_offset, n_t, n_p)
+    return ProxyCheck(tp, pp, offset, rescale, float(confidence), matched_share, motion_share, tuple(offsets),
+                      tuple(float(e) for e in errors), tuple(notes))
+
+
+def _check_format(target: Path, proxy: Path, tp: VideoProbe, pp: VideoProbe) -> bool:
+    """Refuse another frame rate or aspect ratio; return whether the proxy needs rescaling."""
+    if tp.fps != pp.fps:
+        raise InputError(f"proxy frame rate differs from the target's: {proxy} is {pp.fps} fps "
+                         f"({float(pp.fps):.3f}), {target} is {tp.fps} fps ({float(tp.fps):.3f})")
+    if abs(pp.width * tp.height / (pp.height * tp.width) - 1) > ASPECT_TOLERANCE:
+        raise InputError(f"proxy aspect ratio differs from the target's: {proxy} is {pp.width}x{pp.height}, "
+                         f"{target} is {tp.width}x{tp.height} (a crop or padding, not a rescale)")
+    return (pp.width, pp.height) != (tp.width, tp.height)
+
+
+def _choose_offset(errors: np.ndarray, offsets: list[int], min_offset_gain: float) -> tuple[int, float, str]:
+    """The index of the offset taken, the best offset's gain over 0, and why 0 was kept ("" when it was not
+    overruled): a nonzero offset must fit ``min_offset_gain`` times better than none."""
+    best = min(range(len(offsets)), key=lambda k: (errors[k], abs(offsets[k])))
+    zero = offsets.index(0)
+    gain = (errors[zero] + ERROR_FLOOR) / (errors[best] + ERROR_FLOOR)
+    if offsets[best] != 0 and gain < min_offset_gain:
+        return zero, gain, f" (best {offsets[best]:+d} fits only {gain:.2f}x better than 0, too little motion to tell)"
+    return best, gain, ""
+
+
+def _offset_notes(target: Path, proxy: Path, offset: int, limit: int, max_offset: int, gain: float, unclear: str,
+                  correct_offset: bool, n_t: int, n_p: int) -> list[str]:
+    """Refuse an offset at the edge of the search, an offset not to be corrected, or a frame count the offset
+    does not explain; otherwise the notes on what was corrected and which target frames have no proxy frame."""
+    notes: list[str] = []
     if offset != 0 and abs(offset) == limit:
         hint = "raise max_offset" if limit == max_offset else "offsets are limited to half the shorter video"
         raise InputError(f"proxy best matches target at offset {offset:+d} frames, the edge of the searched range "
@@ -258,8 +278,7 @@ def check_proxy(
                      f"{missing} {'has' if missing == 1 else 'have'} none")
     if offset < 0 and n_p == n_t + offset:
         notes.append(f"target {_span(range(-offset))} {'has' if offset == -1 else 'have'} no proxy frame")
-    return ProxyCheck(tp, pp, offset, rescale, float(confidence), matched_share, motion_share, tuple(offsets),
-                      tuple(float(e) for e in errors), tuple(notes))
+    return notes
 
 
 def resize_to_target(frame: np.ndarray, check: ProxyCheck) -> np.ndarray:
