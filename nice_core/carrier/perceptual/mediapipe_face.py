@@ -10,8 +10,8 @@ Provenance:
       METADATA, full text in the dist-info's ``LICENSE``; the wheel carries no other license for its models).
       The model (MediaPipe Face Mesh, Google) is a lightweight residual CNN that regresses 468 3-D landmarks
       from a 192x192 face crop.
-    * Parsing: the FlatBuffer is read with the ``flatbuffers`` runtime and the TFLite schema's slot numbers
-      (:mod:`~nice_core.carrier.perceptual.tflite_reader`, no TensorFlow, no generated schema classes); the
+    * Parsing: the FlatBuffer is read with the ``tflite`` package's generated schema classes
+      (:mod:`~nice_core.carrier.perceptual.tflite_reader`, no TensorFlow); the
       graph up to the requested tensors is rebuilt as torch modules
       (:mod:`~nice_core.carrier.perceptual.tflite_torch`), float16 weights widened to float32.
 

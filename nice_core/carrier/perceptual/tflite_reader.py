@@ -1,10 +1,9 @@
-"""A minimal, read-only parser for TensorFlow Lite model files (``.tflite``).
+"""A read-only view of TensorFlow Lite model files (``.tflite``), for porting small float CNNs.
 
-Only what is needed to port small float CNNs is read: the operator codes, the first subgraph's tensors
-(shape, type, name, constant data) and operators (inputs, outputs, builtin options). The file is a
-FlatBuffer with the TFLite schema (``tensorflow/compiler/mlir/lite/schema/schema.fbs``); fields are read
-by their slot numbers in that schema with the ``flatbuffers`` runtime, so no generated schema classes
-(and no TensorFlow) are needed.
+Only what the port needs is kept: the operator names, the first subgraph's tensors (shape, type, name,
+constant data) and operators (inputs, outputs, the builtin options of the operators ported). The FlatBuffer
+is read with the ``tflite`` package (the TFLite schema's generated classes, Apache-2.0), so field names and
+enum values are the schema's own; no TensorFlow is needed.
 """
 
 from __future__ import annotations
@@ -12,48 +11,48 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
-from flatbuffers import number_types as nt
-from flatbuffers.table import Table
+import tflite
 
-__all__ = ["BUILTIN_OPS", "TFLiteModel", "TFLiteOperator", "TFLiteTensor", "read_tflite"]
+__all__ = ["TFLiteModel", "TFLiteOperator", "TFLiteTensor", "read_tflite"]
 
-# BuiltinOperator enum values (schema.fbs) for the operators this package may meet.
-BUILTIN_OPS: dict[int, str] = {
-    0: "ADD", 1: "AVERAGE_POOL_2D", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D",
-    6: "DEQUANTIZE", 9: "FULLY_CONNECTED", 14: "LOGISTIC", 17: "MAX_POOL_2D", 18: "MUL", 19: "RELU",
-    21: "RELU6", 22: "RESHAPE", 23: "RESIZE_BILINEAR", 25: "SOFTMAX", 28: "TANH", 32: "CUSTOM", 34: "PAD",
-    39: "TRANSPOSE", 40: "MEAN", 41: "SUB", 42: "DIV", 43: "SQUEEZE", 54: "PRELU", 117: "HARD_SWISH",
-}
 
-# TensorType enum -> numpy dtype (little-endian, as stored).
+def _names(enum: type) -> dict[int, str]:
+    """Value -> name of one of the schema's enums."""
+    return {value: name for name, value in vars(enum).items() if not name.startswith("_")}
+
+
+BUILTIN_OPERATORS = _names(tflite.BuiltinOperator)
+PADDING = _names(tflite.Padding)
+ACTIVATIONS = _names(tflite.ActivationFunctionType)
+
+# TensorType -> numpy dtype (little-endian, as stored).
 _TENSOR_TYPES: dict[int, np.dtype] = {
-    0: np.dtype("<f4"), 1: np.dtype("<f2"), 2: np.dtype("<i4"), 3: np.dtype("u1"), 4: np.dtype("<i8"),
-    7: np.dtype("<i2"), 9: np.dtype("i1"),
+    tflite.TensorType.FLOAT32: np.dtype("<f4"), tflite.TensorType.FLOAT16: np.dtype("<f2"),
+    tflite.TensorType.INT32: np.dtype("<i4"), tflite.TensorType.UINT8: np.dtype("u1"),
+    tflite.TensorType.INT64: np.dtype("<i8"), tflite.TensorType.INT16: np.dtype("<i2"),
+    tflite.TensorType.INT8: np.dtype("i1"),
 }
 
-# BuiltinOptions union members used here: options table type -> ordered (name, flatbuffers type, default).
-_OPTIONS: dict[str, list[tuple[str, type, int]]] = {
-    "CONV_2D": [("padding", nt.Int8Flags, 0), ("stride_w", nt.Int32Flags, 0), ("stride_h", nt.Int32Flags, 0),
-                ("fused_activation", nt.Int8Flags, 0), ("dilation_w", nt.Int32Flags, 1),
-                ("dilation_h", nt.Int32Flags, 1)],
-    "DEPTHWISE_CONV_2D": [("padding", nt.Int8Flags, 0), ("stride_w", nt.Int32Flags, 0),
-                          ("stride_h", nt.Int32Flags, 0), ("depth_multiplier", nt.Int32Flags, 0),
-                          ("fused_activation", nt.Int8Flags, 0), ("dilation_w", nt.Int32Flags, 1),
-                          ("dilation_h", nt.Int32Flags, 1)],
-    "MAX_POOL_2D": [("padding", nt.Int8Flags, 0), ("stride_w", nt.Int32Flags, 0), ("stride_h", nt.Int32Flags, 0),
-                    ("filter_w", nt.Int32Flags, 0), ("filter_h", nt.Int32Flags, 0),
-                    ("fused_activation", nt.Int8Flags, 0)],
-    "ADD": [("fused_activation", nt.Int8Flags, 0)],
-    "MUL": [("fused_activation", nt.Int8Flags, 0)],
-    "SUB": [("fused_activation", nt.Int8Flags, 0)],
-    "CONCATENATION": [("axis", nt.Int32Flags, 0), ("fused_activation", nt.Int8Flags, 0)],
+_POOL = (tflite.Pool2DOptions, {"padding": "Padding", "stride_w": "StrideW", "stride_h": "StrideH",
+                                "filter_w": "FilterWidth", "filter_h": "FilterHeight",
+                                "fused_activation": "FusedActivationFunction"})
+# The builtin options read, per operator: the options class and option name -> its accessor.
+_OPTIONS: dict[str, tuple[type, dict[str, str]]] = {
+    "CONV_2D": (tflite.Conv2DOptions, {"padding": "Padding", "stride_w": "StrideW", "stride_h": "StrideH",
+                                       "fused_activation": "FusedActivationFunction",
+                                       "dilation_w": "DilationWFactor", "dilation_h": "DilationHFactor"}),
+    "DEPTHWISE_CONV_2D": (tflite.DepthwiseConv2DOptions, {
+        "padding": "Padding", "stride_w": "StrideW", "stride_h": "StrideH", "depth_multiplier": "DepthMultiplier",
+        "fused_activation": "FusedActivationFunction", "dilation_w": "DilationWFactor",
+        "dilation_h": "DilationHFactor"}),
+    "MAX_POOL_2D": _POOL,
+    "AVERAGE_POOL_2D": _POOL,
+    "ADD": (tflite.AddOptions, {"fused_activation": "FusedActivationFunction"}),
+    "MUL": (tflite.MulOptions, {"fused_activation": "FusedActivationFunction"}),
+    "SUB": (tflite.SubOptions, {"fused_activation": "FusedActivationFunction"}),
+    "CONCATENATION": (tflite.ConcatenationOptions, {"axis": "Axis", "fused_activation": "FusedActivationFunction"}),
 }
-_OPTIONS["AVERAGE_POOL_2D"] = _OPTIONS["MAX_POOL_2D"]
-
-PADDING = {0: "SAME", 1: "VALID"}
-ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
 
 
 @dataclass
@@ -105,36 +104,42 @@ class TFLiteModel:
         return tensor.data
 
 
-def _field_table(t: Table, slot: int) -> Table | None:
-    off = t.Offset(4 + 2 * slot)
-    if not off:
-        return None
-    return Table(t.Bytes, t.Indirect(t.Pos + off))
+def _ints(values: object) -> list[int]:
+    """A generated ``...AsNumpy()`` vector as ints (the generated code returns 0 for an absent vector)."""
+    return [int(v) for v in values] if isinstance(values, np.ndarray) else []
 
 
-def _field_scalar(t: Table, slot: int, flags: type, default: int) -> int:
-    off = t.Offset(4 + 2 * slot)
-    return t.Get(flags, t.Pos + off) if off else default
+def _operator_name(code: tflite.OperatorCode) -> str:
+    # Old files keep the code in the deprecated byte field, new ones in the int32 one: the larger is it.
+    value = max(code.DeprecatedBuiltinCode(), code.BuiltinCode())
+    name = BUILTIN_OPERATORS.get(value, f"BUILTIN_{value}")
+    if name == "CUSTOM":
+        name = f"CUSTOM:{(code.CustomCode() or b'').decode('utf-8', 'replace')}"
+    return name
 
 
-def _field_vector_tables(t: Table, slot: int) -> list[Table]:
-    off = t.Offset(4 + 2 * slot)
-    if not off:
-        return []
-    start, n = t.Vector(off), t.VectorLen(off)
-    return [Table(t.Bytes, t.Indirect(start + 4 * i)) for i in range(n)]
+def _options(operator: tflite.Operator, name: str) -> dict[str, int | str]:
+    spec = _OPTIONS.get(name)
+    table = operator.BuiltinOptions()
+    if spec is None or table is None:
+        return {}
+    cls, accessors = spec
+    options_table = cls()
+    options_table.Init(table.Bytes, table.Pos)
+    options: dict[str, int | str] = {key: int(getattr(options_table, method)()) for key, method in accessors.items()}
+    if "padding" in options:
+        options["padding"] = PADDING[int(options["padding"])]
+    if "fused_activation" in options:
+        options["fused_activation"] = ACTIVATIONS.get(int(options["fused_activation"]), "?")
+    return options
 
 
-def _field_vector_numpy(t: Table, slot: int, flags: type) -> np.ndarray:
-    off = t.Offset(4 + 2 * slot)
-    if not off:
-        return np.zeros(0, dtype=np.int32)
-    return t.GetVectorAsNumpy(flags, off)
-
-
-def _field_string(t: Table, slot: int) -> str:
-    off = t.Offset(4 + 2 * slot)
-    return t.String(off + t.Pos).decode("utf-8", "replace") if off else ""
+def _tensor(index: int, tensor: tflite.Tensor, buffers: list[np.ndarray]) -> TFLiteTensor:
+    shape = tuple(_ints(tensor.ShapeAsNumpy()))
+    dtype = _TENSOR_TYPES.get(tensor.Type(), np.dtype("u1"))
+    raw = buffers[tensor.Buffer()] if tensor.Buffer() < len(buffers) else None
+    data = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(shape) if raw is not None and raw.size else None
+    return TFLiteTensor(index, (tensor.Name() or b"").decode("utf-8", "replace"), shape, dtype, data)
 
 
 def read_tflite(path: str | Path) -> TFLiteModel:
@@ -147,66 +152,25 @@ def read_tflite(path: str | Path) -> TFLiteModel:
         The tensors (constants carry their data, as stored: float16 stays float16) and operators.
 
     Raises:
-        ValueError: the file is not a TFLite FlatBuffer (identifier ``TFL3``), or it uses an operator
-            this reader does not know.
+        ValueError: the file is not a TFLite FlatBuffer (identifier ``TFL3``) or has no subgraph.
     """
     buf = bytearray(Path(path).read_bytes())
     if buf[4:8] != b"TFL3":
         raise ValueError(f"{path}: not a TFLite model (file identifier {bytes(buf[4:8])!r})")
-    model = Table(buf, flatbuffers.encode.Get(nt.UOffsetTFlags.packer_type, buf, 0))
-    # Model: version(0) operator_codes(1) subgraphs(2) description(3) buffers(4).
-    codes = []
-    for code in _field_vector_tables(model, 1):
-        # OperatorCode: deprecated_builtin_code(0, byte) custom_code(1) version(2) builtin_code(3, int32).
-        value = max(_field_scalar(code, 0, nt.Int8Flags, 0), _field_scalar(code, 3, nt.Int32Flags, 0))
-        name = BUILTIN_OPS.get(value, f"BUILTIN_{value}")
-        if name == "CUSTOM":
-            name = f"CUSTOM:{_field_string(code, 1)}"
-        codes.append(name)
-    buffers = []
-    for b in _field_vector_tables(model, 4):
-        # Buffer: data(0, [ubyte]) offset(1) size(2); offset/size are for >2 GB models, not used here.
-        buffers.append(_field_vector_numpy(b, 0, nt.Uint8Flags))
-    subgraphs = _field_vector_tables(model, 2)
-    if not subgraphs:
+    model = tflite.Model.GetRootAs(buf, 0)
+    if model.SubgraphsLength() == 0:
         raise ValueError(f"{path}: no subgraph")
-    sub = subgraphs[0]
-    tensors = []
-    # SubGraph: tensors(0) inputs(1) outputs(2) operators(3) name(4).
-    for i, t in enumerate(_field_vector_tables(sub, 0)):
-        # Tensor: shape(0) type(1) buffer(2) name(3) quantization(4).
-        shape = tuple(int(s) for s in _field_vector_numpy(t, 0, nt.Int32Flags))
-        ttype = _field_scalar(t, 1, nt.Int8Flags, 0)
-        dtype = _TENSOR_TYPES.get(ttype, np.dtype("u1"))
-        bidx = _field_scalar(t, 2, nt.Uint32Flags, 0)
-        data = None
-        raw = buffers[bidx] if bidx < len(buffers) else None
-        if raw is not None and raw.size:
-            data = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(shape)
-        tensors.append(TFLiteTensor(i, _field_string(t, 3), shape, dtype, data))
+    names = [_operator_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    # Buffer offset/size fields are for models over 2 GB, not met here.
+    buffers = [model.Buffers(i).DataAsNumpy() for i in range(model.BuffersLength())]
+    buffers = [b if isinstance(b, np.ndarray) else np.zeros(0, np.uint8) for b in buffers]
+    graph = model.Subgraphs(0)
+    tensors = [_tensor(i, graph.Tensors(i), buffers) for i in range(graph.TensorsLength())]
     operators = []
-    for i, o in enumerate(_field_vector_tables(sub, 3)):
-        # Operator: opcode_index(0) inputs(1) outputs(2) builtin_options_type(3) builtin_options(4).
-        name = codes[_field_scalar(o, 0, nt.Uint32Flags, 0)]
-        options: dict[str, int | str] = {}
-        spec = _OPTIONS.get(name)
-        opt = _field_table(o, 4)
-        if spec is not None and opt is not None:
-            for slot, (key, flags, default) in enumerate(spec):
-                options[key] = _field_scalar(opt, slot, flags, default)
-            if "padding" in options:
-                options["padding"] = PADDING[int(options["padding"])]
-            if "fused_activation" in options:
-                options["fused_activation"] = ACTIVATIONS.get(int(options["fused_activation"]), "?")
-        operators.append(TFLiteOperator(
-            i, name,
-            [int(v) for v in _field_vector_numpy(o, 1, nt.Int32Flags)],
-            [int(v) for v in _field_vector_numpy(o, 2, nt.Int32Flags)],
-            options,
-        ))
-    return TFLiteModel(
-        tensors, operators,
-        [int(v) for v in _field_vector_numpy(sub, 1, nt.Int32Flags)],
-        [int(v) for v in _field_vector_numpy(sub, 2, nt.Int32Flags)],
-        _field_string(model, 3),
-    )
+    for i in range(graph.OperatorsLength()):
+        operator = graph.Operators(i)
+        name = names[operator.OpcodeIndex()]
+        operators.append(TFLiteOperator(i, name, _ints(operator.InputsAsNumpy()), _ints(operator.OutputsAsNumpy()),
+                                        _options(operator, name)))
+    return TFLiteModel(tensors, operators, _ints(graph.InputsAsNumpy()), _ints(graph.OutputsAsNumpy()),
+                       (model.Description() or b"").decode("utf-8", "replace"))
