@@ -9,6 +9,7 @@ import copy
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,6 +32,20 @@ SMALL_RUN = {"face": {"crop_size": 64, "preview": False},
 
 def run_ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True, timeout=120)
+
+
+def kill_when(child: subprocess.Popen, done: Path, seconds: float, what: str) -> None:
+    """SIGKILL ``child`` as soon as ``done`` exists (``what`` names that moment in a failure); fail if the
+    child ends first or ``seconds`` pass. The child is killed and reaped whatever happens."""
+    try:
+        deadline = time.monotonic() + seconds
+        while not done.is_file():
+            assert child.poll() is None, f"the child ended before {what}"
+            assert time.monotonic() < deadline, f"no {what} after {seconds:g} s"
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        child.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +24,7 @@ from nice_core.composite.render import CompositeConfig, composite_video, sigma_t
 from nice_core.io import VideoReader, probe_video
 from nice_core.provenance.verify import verify_file
 
-from conftest import psnr, run_ffmpeg
+from conftest import kill_when, psnr, run_ffmpeg
 
 #: A fit of a few seconds: a tiny UNet at 64 px.
 TINY = ["--size", "64", "--set", "unet_base_channels=8", "--set", "unet_depth=3", "--threads", "1", "-q"]
@@ -152,15 +151,7 @@ def test_refine_resumes_after_kill(bench: SimpleNamespace, tmp_path: Path, capsy
     assert main(args("reference")) == 0
     child = subprocess.Popen([sys.executable, "-c", KILLED_REFINE, *args("killed")])
     state = tmp_path / "killed" / "checkpoint" / "state.json"
-    try:
-        deadline = time.monotonic() + 180
-        while not state.is_file():
-            assert child.poll() is None, "refine ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 180 s"
-            time.sleep(0.05)
-    finally:
-        child.kill()  # also when a check above failed: never leave the child running
-        child.wait(timeout=60)
+    kill_when(child, state, 180, "refine's first checkpoint")
     assert json.loads(state.read_text())["epoch"] == 1
     assert not (tmp_path / "killed.mp4").exists()
     capsys.readouterr()

@@ -69,10 +69,7 @@ class BenchConfig:
     mark_strength: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("start", "frames"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("edit_strength", "tone_strength", "cast", "misalign_px", "mask_jitter",
+        for name in ("start", "frames", "edit_strength", "tone_strength", "cast", "misalign_px", "mask_jitter",
                      "landmark_sigma_frames", "outline_strength", "interior_strength", "spots", "lines", "brows",
                      "texture", "mark_strength"):
             if getattr(self, name) < 0:

@@ -186,10 +186,8 @@ def check_proxy(
     tp = target_probe or probe_video(target)
     pp = proxy_probe or probe_video(proxy)
     rescale = _check_format(target, proxy, tp, pp)
-    notes: list[str] = []
-    if rescale:
-        notes.append(f"proxy is {pp.width}x{pp.height}, target {tp.width}x{tp.height}; "
-                     "proxy frames are resized to the target size")
+    notes = [f"proxy is {pp.width}x{pp.height}, target {tp.width}x{tp.height}; proxy frames are resized to the "
+             "target size"] if rescale else []
 
     size = (THUMB_WIDTH, max(1, round(THUMB_WIDTH * tp.height / tp.width)))
     with VideoReader(target, tp) as reader:
