@@ -25,7 +25,6 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 
 from nice_core import __version__
@@ -40,7 +39,6 @@ from nice_core.report.common import (
     metric_info,
     metric_keys,
 )
-from nice_core.report.html import page
 
 #: The prefix of the CLI's one-line error message (see :mod:`nice_core.cli`).
 ERROR_PREFIX = "nice-core: error: "
@@ -300,12 +298,13 @@ def write_dataset_json(table: DatasetTable, path: str | Path) -> Path:
     return path
 
 
-def _cell(stat: Stat | None, decimals: int, n_videos: int, css: str = "") -> str:
+def _cell(stat: Stat | None, decimals: int, n_videos: int, css: str = "") -> dict:
+    """One table cell: mean and standard deviation at the column's precision, and n when some videos of the
+    row lack the value."""
     if stat is None or stat.mean is None:
-        return '<td class="num muted">—</td>'
-    n = f' <span class="muted">n={stat.n}</span>' if stat.n < n_videos else ""
-    return (f'<td class="num{css}">{format_number(stat.mean, decimals)}'
-            f'<br><small class="muted">± {format_number(stat.std, decimals)}{n}</small></td>')
+        return {"mean": None}
+    return {"mean": format_number(stat.mean, decimals), "std": format_number(stat.std, decimals),
+            "n": stat.n if stat.n < n_videos else None, "css": css}
 
 
 def _compare(key: str, row: DatasetRow, rows_by_key: dict[tuple[str | None, str], DatasetRow], decimals: int) -> str:
@@ -328,52 +327,26 @@ def _compare(key: str, row: DatasetRow, rows_by_key: dict[tuple[str | None, str]
 
 def html_text(table: DatasetTable, title: str = "NICe data-set report") -> str:
     """The table, failures and definitions as one self-contained HTML page (no script, nothing fetched)."""
+    from nice_core.report.html import render
+
     rows_by_key = {(r.method, r.variant): r for r in table.rows}
     decimals = {key: decimals_for(s.mean for r in table.rows if (s := r.stats.get(key)) is not None)
                 for key in table.metrics}
-    head = "".join(f'<th class="num" title="{escape(metric_info(k).label)}">{escape(metric_info(k).header)}</th>'
-                   for k in table.metrics)
-    body_rows = []
+    rows = []
     previous_method: str | None = None
     for row in table.rows:
-        css = ' class="ref"' if row.variant == "original" else ""
+        css = "ref" if row.variant == "original" else ""
         if row.method is not None and row.method != previous_method and previous_method is not None:
-            css = ' class="group"'  # a rule between methods
+            css = "group"  # a rule between methods
         previous_method = row.method or previous_method
-        cells = "".join(_cell(row.stats.get(k), decimals[k], row.n_videos,
-                              _compare(k, row, rows_by_key, decimals[k])) for k in table.metrics)
-        body_rows.append(f"<tr{css}><th>{escape(row.label)}</th><td class=\"num\">{row.n_videos}</td>{cells}</tr>")
+        cells = [_cell(row.stats.get(k), decimals[k], row.n_videos, _compare(k, row, rows_by_key, decimals[k]))
+                 for k in table.metrics]
+        rows.append({"label": row.label, "n_videos": row.n_videos, "cells": cells, "css": css})
     n_videos = len({(r.method, v) for r in table.rows if r.variant in ("nice", "video") for v in r.videos})
-    summary = f"{n_videos} video{'s' if n_videos != 1 else ''} evaluated, {len(table.failures)} failed."
-    parts = [
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">{summary}</p>',
-        f'<p class="note"><b>Synthetic media.</b> {escape(SYNTHETIC_NOTE)}</p>',
-        "<h2>Results</h2>",
-        '<div style="overflow-x:auto"><table class="dataset">'
-        f'<thead><tr><th>method</th><th class="num">n</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body_rows)}</tbody></table></div>",
-        '<p class="muted">Mean ± standard deviation over videos (population, ddof=0); n = videos in the row, '
-        "or in the cell when some values were not computable (—: none). ↓ lower is better, ↑ higher is better. "
-        '<span class="better">Green</span> / <span class="worse">red</span>: NICe better / worse than the '
-        "method's proxy. The original-footage row is the aim for e_stab.</p>",
-        "<h2>Failures</h2>",
-    ]
-    if table.failures:
-        items = "".join(f"<tr><td>{escape(f['name'])}</td><td><code>{escape(str(f.get('rule') or '—'))}</code></td>"
-                        f"<td>{escape(f['message'])}</td></tr>" for f in table.failures)
-        parts.append('<table class="failures"><thead><tr><th>video</th><th>rule</th><th>error</th></tr></thead>'
-                     f"<tbody>{items}</tbody></table>")
-    else:
-        parts.append('<p class="muted">No video failed.</p>')
-    parts.append("<h2>Definitions</h2>")
-    if table.definitions:
-        parts.append("<dl>" + "".join(
-            f"<dt>{escape(metric_info(k).label)} <code class=\"muted\">{escape(k)}</code></dt><dd>{escape(t)}</dd>"
-            for k, t in table.definitions.items()) + "</dl>")
-    else:
-        parts.append('<p class="muted">The eval JSONs give no definitions.</p>')
-    return page(title, "\n".join(parts))
+    return render("dataset.html.j2", title=title, n_videos=n_videos, failures=table.failures, rows=rows,
+                  columns=[{"label": metric_info(k).label, "header": metric_info(k).header} for k in table.metrics],
+                  definitions=[{"label": metric_info(k).label, "key": k, "text": t}
+                               for k, t in (table.definitions or {}).items()])
 
 
 def write_dataset_html(table: DatasetTable, path: str | Path, title: str = "NICe data-set report") -> Path:

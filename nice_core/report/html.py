@@ -64,13 +64,6 @@ def render(template: str, **context: object) -> str:
                                                         **context)
 
 
-def page(title: str, body: str) -> str:
-    """A complete HTML document with the shared inline style around ``body`` (HTML, inserted as is)."""
-    from markupsafe import Markup
-
-    return render("base.html.j2", title=title, body=Markup(body))
-
-
 def relative_change(before: float | None, after: float | None) -> float | None:
     """``(after - before) / |before|``, or ``None`` when either is unknown or ``before`` is 0."""
     if before is None or after is None or before == 0:
