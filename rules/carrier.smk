@@ -16,8 +16,6 @@ rule carrier:
         LOGS / "carrier" / "{video}.log",
     benchmark:
         BENCH / "carrier" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("carrier", "threads")
     resources:
         mem_mb=res("carrier", "mem_mb"),

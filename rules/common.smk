@@ -8,8 +8,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
 from nice_core.carrier.config import check_fit_overrides
 from nice_core.chain import WorkFiles
 from nice_core.config import stage_flags, validate
@@ -50,9 +48,6 @@ GENERATOR = config["proxy"]["generator"]
 PREVIEW = config["face"]["preview"]
 SAVE_UNCERTAINTY = config["composite"]["save_uncertainty"]
 PROXY_RESOURCES = "proxy" if GENERATOR == "swap" else "external_proxy"
-# Every rule runs `nice-core` from the environment environment.yml creates (`conda env create -f
-# environment.yml`), named there: with `--software-deployment-method conda` each job activates it.
-CONDA_ENV = yaml.safe_load((Path(workflow.basedir).parent / "environment.yml").read_text())["name"]
 
 
 def work(name):

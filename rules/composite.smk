@@ -13,8 +13,6 @@ rule composite:
         LOGS / "composite" / "{outpath}.log",
     benchmark:
         BENCH / "composite" / "{outpath}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("composite", "threads")
     resources:
         mem_mb=res("composite", "mem_mb"),

@@ -15,8 +15,6 @@ rule evaluate:
         LOGS / "evaluate" / "{video}.log",
     benchmark:
         BENCH / "evaluate" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("evaluate", "threads")
     resources:
         mem_mb=res("evaluate", "mem_mb"),

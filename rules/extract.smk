@@ -11,8 +11,6 @@ rule extract:
         LOGS / "extract" / "{video}.log",
     benchmark:
         BENCH / "extract" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("extract", "threads")
     resources:
         mem_mb=res("extract", "mem_mb"),

@@ -13,8 +13,6 @@ rule provenance:
         LOGS / "provenance" / "{video}.log",
     benchmark:
         BENCH / "provenance" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("provenance", "threads")
     resources:
         mem_mb=res("provenance", "mem_mb"),

@@ -12,8 +12,6 @@ rule proxy:
         LOGS / "proxy" / "{video}.log",
     benchmark:
         BENCH / "proxy" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res(PROXY_RESOURCES, "threads")
     resources:
         mem_mb=res(PROXY_RESOURCES, "mem_mb"),
@@ -35,8 +33,6 @@ rule proxy_check:
         LOGS / "proxy_check" / "{video}.log",
     benchmark:
         BENCH / "proxy_check" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("proxy_check", "threads")
     resources:
         mem_mb=res("proxy_check", "mem_mb"),

@@ -18,8 +18,6 @@ rule report:
         json=REPORT / "report.json",
     log:
         LOGS / "report" / "report.log",
-    conda:
-        CONDA_ENV
     threads: res("report", "threads")
     resources:
         mem_mb=res("report", "mem_mb"),

@@ -11,8 +11,6 @@ rule track:
         LOGS / "track" / "{video}.log",
     benchmark:
         BENCH / "track" / "{video}.tsv"
-    conda:
-        CONDA_ENV
     threads: res("track", "threads")
     resources:
         mem_mb=res("track", "mem_mb"),
