@@ -11,9 +11,7 @@ import numpy as np
 
 from nice_core.errors import OutputError
 from nice_core.io.atomic import atomic_output
-from nice_core.provenance.label import input_digests, synthetic_media_metadata
-from nice_core.provenance.visible import draw_visible_label
-from nice_core.provenance.watermark import embed, payload_from_inputs
+from nice_core.provenance.label import synthetic_label
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,12 +43,8 @@ def write_image(path: str | Path, image: np.ndarray, inputs: dict[str, str | Pat
     fmt = path.suffix.lower()
     if fmt not in (".png", ".jpg", ".jpeg"):
         raise OutputError(f"images are written as .png or .jpg, not {fmt or 'no extension'}: {path}")
-    digests = input_digests(inputs)
-    payload = payload_from_inputs(list(digests.values()))
-    marked = embed(image, payload)
-    if visible_label:
-        marked = draw_visible_label(marked)
-    tags = synthetic_media_metadata(digests, purpose=purpose, watermark_payload=payload)
+    label = synthetic_label(inputs, purpose, visible=visible_label)
+    marked, tags = label.stamp(image), label.tags
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt != ".png" else []
     ok, encoded = cv2.imencode(".png" if fmt == ".png" else ".jpg", cv2.cvtColor(marked, cv2.COLOR_RGB2BGR),
                                params)

@@ -327,7 +327,7 @@ def _compare(key: str, row: DatasetRow, rows_by_key: dict[tuple[str | None, str]
 
 def html_text(table: DatasetTable, title: str = "NICe data-set report") -> str:
     """The table, failures and definitions as one self-contained HTML page (no script, nothing fetched)."""
-    from nice_core.report.html import render
+    from nice_core.report.html import definition_items, render
 
     rows_by_key = {(r.method, r.variant): r for r in table.rows}
     decimals = {key: decimals_for(s.mean for r in table.rows if (s := r.stats.get(key)) is not None)
@@ -345,8 +345,7 @@ def html_text(table: DatasetTable, title: str = "NICe data-set report") -> str:
     n_videos = len({(r.method, v) for r in table.rows if r.variant in ("nice", "video") for v in r.videos})
     return render("dataset.html.j2", title=title, n_videos=n_videos, failures=table.failures, rows=rows,
                   columns=[{"label": metric_info(k).label, "header": metric_info(k).header} for k in table.metrics],
-                  definitions=[{"label": metric_info(k).label, "key": k, "text": t}
-                               for k, t in (table.definitions or {}).items()])
+                  definitions=definition_items(table.definitions))
 
 
 def write_dataset_html(table: DatasetTable, path: str | Path, title: str = "NICe data-set report") -> Path:

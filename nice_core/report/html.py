@@ -25,6 +25,7 @@ evaluated video alone (the proxy itself when no output exists yet).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 from nice_core import __version__
@@ -49,6 +50,7 @@ from nice_core.report.common import (
 from nice_core.report.media import THUMB, Media, collect_media, find_source, parse_fps
 
 
+@lru_cache(maxsize=1)
 def _environment():
     """The report templates (``nice_core/report/templates``), HTML-escaping every value not marked safe."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -157,7 +159,8 @@ def _charts(data: Mapping) -> tuple[str, list[str]]:
     return main, others
 
 
-def _definitions(definitions: Mapping | None) -> list[dict]:
+def definition_items(definitions: Mapping | None) -> list[dict]:
+    """Metric definitions as the templates list them: label, key and text."""
     return [{"label": metric_info(key).label, "key": key, "text": str(text)}
             for key, text in (definitions or {}).items()]
 
@@ -234,7 +237,7 @@ def render_video_report(eval_json: Mapping, media: bool = True, root: str | Path
                   other_charts=[Markup(c) for c in other_charts], media=found, thumb=THUMB,
                   strips=_strips(found) if found else None,
                   side_by_side_note=_side_by_side_note(found, data.get("fps")) if found else "",
-                  definitions=_definitions(data.get("definitions")), files=_files(data))
+                  definitions=definition_items(data.get("definitions")), files=_files(data))
 
 
 def write_video_report(eval_json: Mapping, out_html: str | Path, media: bool = True,
