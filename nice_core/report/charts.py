@@ -148,10 +148,10 @@ def chart_figure(series: Sequence[Series], *, title: str, y_label: str, hlines: 
             ax.plot([], [], color=s.color, linewidth=s.width, label=label)  # the legend entry
             for run in runs:
                 xs, ys = np.array(thin(run, plot_columns, n_frames), dtype=float).T
-                ax.plot(xs, ys, color=s.color, linewidth=s.width * 0.75, solid_capstyle="round",
+                ax.plot(xs, ys, color=s.color, linewidth=s.width, solid_capstyle="round",
                         marker="o" if len(run) == 1 else None, markersize=s.width * 1.8)
         for h in hlines:
-            ax.axhline(h.value, color=h.color, linewidth=h.width * 0.75, linestyle=(0, (5, 4)), label=h.label)
+            ax.axhline(h.value, color=h.color, linewidth=h.width, linestyle=(0, (5, 4)), label=h.label)
         ax.set_xlim(0, max(1, n_frames - 1))
         y_range = _y_range(series, hlines)
         if y_range is None:
