@@ -48,6 +48,28 @@ def kill_when(child: subprocess.Popen, done: Path, seconds: float, what: str) ->
         child.wait(timeout=60)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scontrol_answers_at_once(tmp_path_factory: pytest.TempPathFactory):
+    """Where a SLURM client is installed but no controller runs, ``scontrol show config`` waits 9-10 s
+    before it fails, and Snakemake's SLURM plugin runs it whenever it is imported, i.e. on every
+    ``snakemake`` start. Put a wrapper first on PATH that fails at once while ``scontrol ping`` says the
+    controller is down (the outcome the real command reaches after its wait) and is the real command
+    otherwise, so the SLURM test, which starts a controller, talks to the real one."""
+    import shutil
+
+    real = shutil.which("scontrol")
+    if real is None:
+        yield
+        return
+    shim = tmp_path_factory.mktemp("scontrol-shim")
+    wrapper = shim / "scontrol"
+    wrapper.write_text(f'#!/bin/sh\n"{real}" ping >/dev/null 2>&1 || exit 1\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{shim}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield
+
+
 @pytest.fixture(scope="session")
 def sample() -> Path:
     return SAMPLE
