@@ -69,13 +69,13 @@ VARIANTS: dict[str, dict] = {
 
 
 def crops_of(video: Path, transforms: np.ndarray, has_face: np.ndarray, size: int) -> list[np.ndarray | None]:
-    from nice_core.carrier.data import warp_to_crop
+    from nice_core.face.alignment import warp_crop
     from nice_core.io import VideoReader
 
     out: list[np.ndarray | None] = []
     with VideoReader(video) as reader:
         for index, frame in reader.iter_frames():
-            out.append(warp_to_crop(frame, transforms[index], size) if has_face[index] else None)
+            out.append(warp_crop(frame, transforms[index], size) if has_face[index] else None)
     return out
 
 

@@ -63,6 +63,12 @@ class WorkFiles:
         return self.root / "proxy_check.json"
 
     @property
+    def prior3d(self) -> Path:
+        """The 3D prior (HDF5): per-frame UV geometry, lighting, albedo, detail, shape, identity embedding,
+        and the identity's static statistics."""
+        return self.root / "prior3d.h5"
+
+    @property
     def checkpoints(self) -> Path:
         """The carrier fit's per-epoch checkpoints (a fit resumes from them)."""
         return self.root / "checkpoint"
@@ -113,6 +119,9 @@ CHAIN: tuple[Stage, ...] = (
           "make the per-frame swapped proxy when none is given (built-in swapper or an external tool)"),
     Stage("proxy_check", "check-proxy", ("target", "proxy"), ("proxy_check",),
           "check the proxy against the target: frame count, rate, size, a constant frame offset"),
+    Stage("prior3d", "prior3d", ("store", "proxy", "proxy_check", "identity"), ("prior3d",),
+          "the 3D prior: UV unwrap, lighting, albedo, detail, shape and identity of the target, the proxy and the "
+          "identity, for the carrier's 3D losses"),
     Stage("carrier", "fit", ("store", "proxy", "proxy_check"), ("checkpoints", "carrier"),
           "fit the carrier: target crops to proxy crops, checkpointed every epoch"),
     Stage("composite", "composite", ("target", "store", "carrier", "proxy"), ("refined",),

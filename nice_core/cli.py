@@ -513,6 +513,38 @@ def _add_refine_parser(sub: argparse._SubParsersAction) -> None:
     refine.set_defaults(func=cmd_refine)
 
 
+def _add_prior3d_parser(sub: argparse._SubParsersAction) -> None:
+    """``nice-core prior3d``."""
+    from nice_core.prior3d.stage import Prior3DConfig
+
+    prior = sub.add_parser("prior3d", help="the 3D prior of one video: UV unwrap, lighting, albedo, detail, shape "
+                           "and identity of the target, the proxy and the identity, into an HDF5 file")
+    prior.add_argument("--store", required=True, help="the target's face.h5 from `nice-core track`")
+    prior.add_argument("--proxy", help="the proxy video (its appearance on the target's geometry)")
+    prior.add_argument("--check", help="the proxy's `nice-core check-proxy` JSON (frame offset, rescale)")
+    prior.add_argument("--identity", help="the identity image or clip (left out, or the target itself: a self-swap)")
+    prior.add_argument("-o", "--output", required=True, help="the HDF5 file to write (prior3d.h5)")
+    prior.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    prior.add_argument("--config", help="read defaults from the prior3d: section of this YAML file")
+    prior.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_dataclass_options(prior.add_argument_group("3D prior"), Prior3DConfig)
+    prior.set_defaults(func=cmd_prior3d)
+
+
+def cmd_prior3d(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.prior3d.stage import Prior3DConfig, build_prior3d
+
+    config = dataclass_from_args(Prior3DConfig, args, _load_section(args.config, "prior3d"))
+    if args.check and not args.proxy:
+        raise NiceError("--check needs --proxy")
+    check = _read_proxy_check(args.check) if args.check else None
+    output = cleanup.track(Path(args.output))
+    result = build_prior3d(args.store, output, proxy=args.proxy, check=check, identity=args.identity,
+                           config=config, threads=args.threads, show_progress=not args.quiet)
+    print(f"3D prior: {result.summary()} -> {output}")
+    return 0
+
+
 def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     """``nice-core fit``."""
     fit = sub.add_parser("fit", help="fit the carrier of one video (checkpoints every epoch; a rerun resumes)")
@@ -630,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nice_core.provenance.record import add_parser as add_provenance_parser
 
     commands = (_add_probe_parser, _add_track_parser, _add_swap_parser, _add_external_swap_parser,
-                _add_check_proxy_parser, _add_refine_parser, _add_fit_parser, _add_composite_parser,
+                _add_check_proxy_parser, _add_refine_parser, _add_prior3d_parser, _add_fit_parser, _add_composite_parser,
                 _add_demo_parser, _add_eval_parser, _add_report_parser, _add_verify_parser, _add_config_parser,
                 _add_bench_parser, add_provenance_parser)  # provenance: the workflow's per-video record
     for add_parser in commands:

@@ -33,10 +33,11 @@ from nice_core.carrier import (
     read_checkpoint,
     run_carrier,
 )
-from nice_core.carrier.data import PROXY_CROPS, warp_to_crop
+from nice_core.carrier.data import PROXY_CROPS
 from nice_core.carrier.fit import resolve_device
 from nice_core.carrier.loss import balanced_aleatoric_objective, feature_distance, loss_weight
 from nice_core.errors import InputError
+from nice_core.face.alignment import warp_crop
 from nice_core.metrics import crops
 from nice_core.store import FaceStore
 
@@ -256,7 +257,7 @@ def test_proxy_crops_use_the_targets_transform(bench: SimpleNamespace, monkeypat
         assert store["carrier"].attrs["complete"] and store["carrier"].attrs["registered"]
         assert store[PROXY_CROPS].chunks == (1, 128, 128, 3) and store[PROXY_CROPS].dtype == np.uint8
     with VideoReader(bench.dir / "proxy.mp4") as reader:
-        expected, found, _ = register_proxy_crop(warp_to_crop(reader[5], transform, 128), target, mask)
+        expected, found, _ = register_proxy_crop(warp_crop(reader[5], transform, 128), target, mask)
     assert np.array_equal(cached, expected) and np.allclose(shift, found)
     # A second call finds the cache: it does not decode the proxy, and leaves the store's modification time.
     import nice_core.carrier.data as data_module
@@ -407,7 +408,7 @@ def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
         masks = [small(store["masks"][i]) for i in range(24)]
         transforms = store["transforms"][:]
     with VideoReader(bench.dir / "clean.mp4") as reader:
-        clean = [small(warp_to_crop(frame, transforms[i], 128)) for i, frame in reader.iter_frames()]
+        clean = [small(warp_crop(frame, transforms[i], 128)) for i, frame in reader.iter_frames()]
     out = [crop for _, crop, _ in run_carrier(model, bench.store, size, output_size=size)]
 
     ff_x = crops.frame_difference(target, masks)

@@ -46,6 +46,7 @@ from torch import Tensor
 from nice_core.carrier.region import RegionAccumulator, store_paste_mask
 from nice_core.carrier.register import register_proxy_crop
 from nice_core.errors import InputError, OutputError, is_disk_full
+from nice_core.face.alignment import warp_crop
 from nice_core.io.reader import VideoReader
 from nice_core.progress import progress
 from nice_core.store import FaceStore
@@ -57,21 +58,12 @@ __all__ = [
     "prepare_proxy_crops",
     "proxy_crops_ready",
     "to_tensor",
-    "warp_to_crop",
 ]
 
 CARRIER_GROUP = "carrier"
 PROXY_CROPS = f"{CARRIER_GROUP}/proxy_crops"
 PROXY_VALID = f"{CARRIER_GROUP}/proxy_valid"
 SWAP_REGION = f"{CARRIER_GROUP}/swap_region"
-
-
-def warp_to_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """A frame's ``(size, size, 3)`` crop through a ``(2, 3)`` frame -> crop matrix, as the tracker makes it."""
-    import cv2
-
-    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _proxy_source(store: FaceStore, proxy: Path, check) -> tuple[int, bool]:
@@ -178,7 +170,7 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
                 for index, frame in progress(frames, total=n, desc="proxy crops", enabled=show_progress):
                     covered[index] = True
                     if has_face[index]:
-                        crop, target, mask = warp_to_crop(frame, transforms[index], size), store.crop(index), \
+                        crop, target, mask = warp_crop(frame, transforms[index], size), store.crop(index), \
                             store["masks"][index]
                         if register:
                             crop, shifts[index], _ = register_proxy_crop(crop, target, mask)

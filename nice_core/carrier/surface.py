@@ -20,28 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nice_core.face.alignment import apply_affine, gaussian_kernel
+from nice_core.face.alignment import apply_affine, smooth_series
 from nice_core.face.mesh import extended_points, piecewise_affine_maps
 
-__all__ = ["SurfaceCoords", "smooth_series"]
-
-
-def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase Gaussian smoothing of ``(N, K)`` values over time, each run of ``valid`` frames apart.
-
-    Ends are padded with the edge value; invalid rows are returned unchanged. ``sigma`` in frames.
-    """
-    out = np.asarray(values, dtype=np.float64).copy()
-    if sigma <= 0:
-        return out
-    kernel = gaussian_kernel(sigma)
-    radius = len(kernel) // 2
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(valid, np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
-        padded = np.pad(out[start:stop], ((radius, radius), (0, 0)), mode="edge")
-        windows = np.lib.stride_tricks.sliding_window_view(padded, len(kernel), axis=0)
-        out[start:stop] = windows @ kernel
-    return out
+__all__ = ["SurfaceCoords"]
 
 
 class SurfaceCoords:

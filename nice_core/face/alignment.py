@@ -100,3 +100,30 @@ def smooth_params(params: np.ndarray, valid: np.ndarray, sigma_frames: float) ->
         for column in range(run.shape[1]):
             out[start:stop, column] = np.convolve(padded[:, column], kernel, mode="valid")
     return out
+
+
+def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase Gaussian smoothing of ``(N, K)`` values over time, each run of ``valid`` frames apart.
+
+    Ends are padded with the edge value; invalid rows are returned unchanged. ``sigma`` in frames.
+    """
+    out = np.asarray(values, dtype=np.float64).copy()
+    if sigma <= 0:
+        return out
+    kernel = gaussian_kernel(sigma)
+    radius = len(kernel) // 2
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(valid, np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        padded = np.pad(out[start:stop], ((radius, radius), (0, 0)), mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, len(kernel), axis=0)
+        out[start:stop] = windows @ kernel
+    return out
+
+
+def warp_crop(frame: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """A frame's ``(size, size, 3)`` crop through a ``(2, 3)`` frame -> crop matrix, as the tracker makes it
+    (bicubic, edge pixels repeated), so a proxy frame's crop lines up with the target's."""
+    import cv2
+
+    return cv2.warpAffine(frame, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REPLICATE)

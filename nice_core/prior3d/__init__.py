@@ -1,4 +1,4 @@
-"""3D face parameters cached to the per-video HDF5 store (identity, albedo, detail priors).
-
-This stage is not built yet (tracked in issue 4); the package exists so the layout mirrors the workflow.
+"""The 3D prior stage (NICe Sec. 3.2.2, 3.4.2): per-frame UV geometry, lighting, albedo, detail, shape and
+identity of the target, the proxy and the identity input, cached in ``prior3d.h5``
+(:mod:`~nice_core.prior3d.stage`), and the carrier's 3D losses on top of it (:mod:`~nice_core.prior3d.losses`).
 """

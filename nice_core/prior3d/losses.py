@@ -1,0 +1,238 @@
+"""The carrier's 3D losses (NICe Sec. 3.4.2), computed on its output from the cached 3D prior.
+
+* ``L_albedo(Xo, Xt)``: the output's low-frequency, lighting-normalised reflectance in UV against the target
+  frame's (skin tone consistent with the neck and the rest of the head the swap does not touch);
+* ``L_shape(Xo, Xid)``: the identity network's embedding of the output against the identity's (the
+  ``mesh`` backend's geometric shape code is the tracked target's for every output, so it carries no
+  gradient; the embedding is what the output's pixels change);
+* ``L_detail(Xo, Xid)``: the output's UV detail against the identity's static detail, tolerant of a texel of
+  misalignment (:func:`tolerant_detail_distance`).
+
+Nothing is re-detected during the fit: per frame the mesh vertices (hence the UV unwrap), visibility and
+lighting come from ``prior3d.h5`` (:class:`Prior3DFrames`), and the identity's statistics from its
+``static`` groups. The carrier trains on windows of its crops (``patch``); texels outside the window count
+zero, and the identity network sees the target crop with the output pasted into the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nice_core.errors import InputError
+from nice_core.prior3d import appearance
+from nice_core.prior3d.analysis import identity_chips, pool_albedo
+from nice_core.prior3d.uv import UVRaster, texel_normals, texel_points, unwrap, uv_raster
+
+__all__ = ["DETAIL_SOURCES", "Prior3DFrames", "Prior3DLoss", "Window", "tolerant_detail_distance"]
+
+#: Where the identity's static detail comes from: the proxy aggregated in UV, the identity input, or both
+#: (their visibility-weighted mean where both saw a texel).
+DETAIL_SOURCES = ("proxy", "identity", "both")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the crop the carrier ran on: top-left corner ``(x, y)`` and ``side``, in pixels of the
+    training size ``size`` (the whole crop: ``(0, 0)`` and ``size``)."""
+
+    x: int
+    y: int
+    side: int
+    size: int
+
+
+def _to_maps(values: Tensor, raster: UVRaster) -> Tensor:
+    """``(B, T)`` -> ``(B, 1, U, U)`` (0 outside the layout), differentiable."""
+    index = torch.from_numpy(raster.texels).to(values.device)
+    out = torch.zeros(values.shape[0], raster.size * raster.size, dtype=values.dtype, device=values.device)
+    return out.index_copy(1, index, values).view(-1, 1, raster.size, raster.size)
+
+
+def _neighbour_min(a: Tensor, b: Tensor) -> Tensor:
+    """Per texel of ``a``, ``min`` over the 3x3 neighbourhood of ``|a(p) - b(p + d)|`` (``(B, 1, U, U)``)."""
+    padded = torch.nn.functional.pad(b, (1, 1, 1, 1), mode="replicate")
+    patches = torch.nn.functional.unfold(padded, 3).view(b.shape[0], 9, *b.shape[-2:])
+    return (a - patches).abs().amin(dim=1, keepdim=True)
+
+
+def tolerant_detail_distance(output: Tensor, identity: Tensor, weights: Tensor, raster: UVRaster) -> Tensor:
+    """Symmetric L1 between detail maps that forgives a texel of misalignment: each texel of one map is
+    compared with the best of the 3x3 texels around it in the other, both ways, so a mark must appear in the
+    output within a texel of where the identity has it (and the output may not add one of its own).
+
+    Args:
+        output: ``(B, T)`` the output's detail; identity: ``(B, T)`` or ``(T,)`` the identity's static detail.
+        weights: ``(B, T)`` texel weights (0: not compared).
+
+    Returns:
+        ``(B,)`` weighted mean distances.
+    """
+    if identity.ndim == 1:
+        identity = identity.expand_as(output)
+    a, b = _to_maps(output, raster), _to_maps(identity, raster)
+    w = _to_maps(weights, raster)
+    both = 0.5 * (_neighbour_min(a, b) + _neighbour_min(b, a))
+    return (both * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp_min(1e-6)
+
+
+class Prior3DFrames:
+    """What the 3D losses read from ``prior3d.h5`` for one fit, kept open and read a batch at a time.
+
+    Args:
+        path: the stage's output.
+        crop_size: the face store's crop side (the prior's pixel frame must be the same).
+        detail_source: one of :data:`DETAIL_SOURCES`.
+
+    Raises:
+        InputError: not a 3D prior of this store, or the requested source is missing.
+    """
+
+    def __init__(self, path: str | Path, crop_size: int, detail_source: str = "proxy") -> None:
+        from nice_core.prior3d.stage import open_prior3d
+
+        if detail_source not in DETAIL_SOURCES:
+            raise InputError(f"detail_source must be one of {DETAIL_SOURCES}, got {detail_source!r}")
+        self.h5 = open_prior3d(path)
+        try:
+            if int(self.h5.attrs["crop_size"]) != int(crop_size):
+                raise InputError(f"{path} was made for {self.h5.attrs['crop_size']} px crops, the store has "
+                                 f"{crop_size} px")
+            self.crop_size = int(crop_size)
+            self.raster = uv_raster(int(self.h5.attrs["uv_size"]))
+            self.detail, self.detail_weight = self._identity_detail(path, detail_source)
+            self.embedding = torch.from_numpy(self._identity_embedding())
+            target = self.h5["target"]
+            self._vertices, self._lighting, self._albedo = target["vertices"], target["lighting"], target["albedo"]
+            self._visibility = target["visibility"]
+        except BaseException:
+            self.h5.close()
+            raise
+
+    def _static(self, source: str) -> dict[str, np.ndarray] | None:
+        if source not in self.h5 or "static" not in self.h5[source]:
+            return None
+        static = self.h5[source]["static"]
+        return {name: static[name][()] for name in ("detail", "weight", "embedding")}
+
+    def _identity_detail(self, path, source: str) -> tuple[Tensor, Tensor]:
+        """The identity's static detail and its weights ``(T,)`` from the chosen source(s). A self-swap has
+        no identity source: its identity is the proxy's appearance (and the target's, which it shows)."""
+        wanted = ("proxy", "identity") if source == "both" else (source,)
+        found = [s for s in (self._static(name) for name in wanted) if s is not None]
+        if source == "identity" and not found:
+            found = [s for s in [self._static("proxy")] if s is not None]  # self-swap: no identity input
+        if not found:
+            raise InputError(f"{path} has no {source} statistics (run `nice-core prior3d` with --proxy)")
+        weights = np.stack([self.raster.from_map(s["weight"]) for s in found])
+        values = np.stack([self.raster.from_map(s["detail"]) for s in found])
+        total = weights.sum(axis=0)
+        mean = (values * weights).sum(axis=0) / np.maximum(total, 1e-6)
+        return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy((total > 0).astype(np.float32))
+
+    def _identity_embedding(self) -> np.ndarray:
+        for source in ("identity", "proxy"):
+            static = self._static(source)
+            if static is not None:
+                return static["embedding"].astype(np.float32)
+        raise InputError("the 3D prior has no identity embedding")
+
+    def batch(self, frames: list[int]) -> dict[str, Tensor]:
+        """Frames' ``vertices`` ``(B, 468, 3)``, ``lighting`` ``(B, 9)``, ``albedo`` ``(B, 3, A, A)`` and
+        ``visibility`` ``(B, T)``."""
+        order = np.argsort(frames)
+        inverse = np.argsort(order)
+        sorted_frames = np.asarray(frames)[order]
+
+        def read(dataset) -> np.ndarray:
+            return np.stack([dataset[int(i)] for i in sorted_frames])[inverse]
+
+        visibility = self.raster.from_map(read(self._visibility).astype(np.float32) / 255.0)
+        return {"vertices": torch.from_numpy(read(self._vertices)),
+                "lighting": torch.from_numpy(read(self._lighting)),
+                "albedo": torch.from_numpy(read(self._albedo).astype(np.float32)).permute(0, 3, 1, 2),
+                "visibility": torch.from_numpy(visibility.astype(np.float32))}
+
+    def close(self) -> None:
+        self.h5.close()
+
+
+class Prior3DLoss(torch.nn.Module):
+    """The weighted sum of the 3D losses on a batch of carrier outputs.
+
+    Args:
+        frames: the fit's :class:`Prior3DFrames`.
+        albedo_weight, shape_weight, detail_weight: the terms' weights (0: the term is not computed).
+        albedo_sigma, detail_sigma: the stage's low-pass sigmas (texels), so the output is measured as the
+            identity was.
+    """
+
+    def __init__(self, frames: Prior3DFrames, albedo_weight: float, shape_weight: float, detail_weight: float,
+                 albedo_sigma: float, detail_sigma: float, crop_scale: float = 1.0) -> None:
+        super().__init__()
+        self.frames = frames
+        self.weights = {"albedo": albedo_weight, "shape": shape_weight, "detail": detail_weight}
+        self.albedo_sigma, self.detail_sigma, self.crop_scale = albedo_sigma, detail_sigma, crop_scale
+        self._skin = torch.from_numpy(frames.raster.skin.astype(np.float32))
+        self._network = None
+
+    @property
+    def network(self):
+        if self._network is None:
+            from nice_core.prior3d.dlib_resnet import load_dlib_face_resnet
+
+            self._network = load_dlib_face_resnet()
+        return self._network
+
+    def forward(self, output: Tensor, frames: list[int], window: Window, full: Tensor | None = None
+                ) -> tuple[Tensor, dict[str, float]]:
+        """The 3D loss of ``output`` ``(B, 3, side, side)`` in ``[0, 1]``, the carrier's output on ``window``
+        of frames ``frames``; ``full`` ``(B, 3, size, size)`` is the whole target crop (needed by the shape
+        term when the window is not the whole crop). Returns the loss and its terms for logging."""
+        raster, data = self.frames.raster, self.frames.batch(frames)
+        device = output.device
+        scale = window.size / self.frames.crop_size
+        points = texel_points(data["vertices"].to(device), raster)
+        normals = texel_normals(data["vertices"].to(device), raster)
+        local = points[..., :2] * scale - torch.tensor([window.x, window.y], dtype=points.dtype, device=device)
+        inside = ((local >= 0) & (local < window.side)).all(dim=-1).to(output.dtype)
+        seen = data["visibility"].to(device) * inside
+        colours = unwrap(output, local, window.side)
+        total = output.new_zeros(())
+        logs: dict[str, float] = {}
+        if self.weights["detail"] > 0:
+            detail = appearance.detail(colours, seen, raster, self.detail_sigma)
+            weights = seen * self._skin.to(device) * self.frames.detail_weight.to(device)
+            term = tolerant_detail_distance(detail, self.frames.detail.to(device), weights, raster).mean()
+            total = total + self.weights["detail"] * term
+            logs["detail3d"] = float(term)
+        if self.weights["albedo"] > 0:
+            weights = seen * self._skin.to(device)
+            albedo = appearance.albedo(colours, data["lighting"].to(device), normals, weights, raster,
+                                       self.albedo_sigma)
+            pooled = pool_albedo(albedo, weights, raster)
+            block = (torch.nn.functional.avg_pool2d(_to_maps(weights, raster), 8) > 0).to(output.dtype)
+            target = data["albedo"].to(device)
+            term = ((pooled - target).abs() * block).sum() / (3 * block.sum()).clamp_min(1)
+            total = total + self.weights["albedo"] * term
+            logs["albedo3d"] = float(term)
+        if self.weights["shape"] > 0:
+            whole = output if full is None else _paste(full, output, window)
+            embedding = self.network(identity_chips(whole, self.crop_scale))
+            term = (embedding - self.frames.embedding.to(device)).norm(dim=1).mean()
+            total = total + self.weights["shape"] * term
+            logs["shape3d"] = float(term)
+        return total, logs
+
+
+def _paste(full: Tensor, window_output: Tensor, window: Window) -> Tensor:
+    """``full`` with ``window_output`` in its window (differentiable in the output)."""
+    if window.side == window.size:
+        return window_output
+    out = full.clone()
+    out[..., window.y:window.y + window.side, window.x:window.x + window.side] = window_output
+    return out
