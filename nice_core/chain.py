@@ -122,14 +122,14 @@ CHAIN: tuple[Stage, ...] = (
     Stage("prior3d", "prior3d", ("store", "proxy", "proxy_check", "identity"), ("prior3d",),
           "the 3D prior: UV unwrap, lighting, albedo, detail, shape and identity of the target, the proxy and the "
           "identity, for the carrier's 3D losses"),
-    Stage("carrier", "fit", ("store", "proxy", "proxy_check"), ("checkpoints", "carrier"),
-          "fit the carrier: target crops to proxy crops, checkpointed every epoch"),
+    Stage("carrier", "fit", ("store", "proxy", "proxy_check", "prior3d"), ("checkpoints", "carrier"),
+          "fit the carrier: target crops to proxy crops (and the 3D losses), checkpointed every epoch"),
     Stage("composite", "composite", ("target", "store", "carrier", "proxy"), ("refined",),
           "run the carrier on every crop and paste its change back into the target's frames"),
-    Stage("evaluate", "eval", ("target", "refined", "proxy", "proxy_check"), ("metrics",),
+    Stage("evaluate", "eval", ("target", "refined", "proxy", "proxy_check", "store", "prior3d"), ("metrics",),
           "metrics of the refined video and of the proxy against the target (and a clean reference)"),
-    Stage("provenance", "provenance", ("target", "proxy", "probe", "store", "proxy_check", "carrier", "refined",
-                                       "metrics"), ("provenance",),
+    Stage("provenance", "provenance", ("target", "proxy", "probe", "store", "proxy_check", "prior3d", "carrier",
+                                       "refined", "metrics"), ("provenance",),
           "the video's record: every input and result with its SHA-256, the settings, the software"),
 )
 

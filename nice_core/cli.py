@@ -212,7 +212,8 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     result = evaluate(args.target, args.video, proxy=args.proxy, identity=args.identity, reference=args.reference,
                       name=args.name, method=args.method, show_progress=not args.quiet,
                       video_offset=offset_of(args.video_check), proxy_offset=offset_of(args.proxy_check),
-                      uncertainty=args.uncertainty, subject=args.subject)
+                      uncertainty=args.uncertainty, subject=args.subject, store=args.store,
+                      prior3d=args.prior3d)
     print(format_table(result))
     if args.json:
         write_json(cleanup.track(Path(args.json)), result)
@@ -329,7 +330,8 @@ def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     check = _read_proxy_check(args.check) if args.check else None
     output = cleanup.track(Path(args.output))
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else WorkFiles(output.parent).checkpoints
-    result = fit_carrier(args.store, args.proxy, config, checkpoints, check=check, restart=args.restart)
+    result = fit_carrier(args.store, args.proxy, config, checkpoints, check=check, prior3d=args.prior3d,
+                         restart=args.restart)
     tmp = temporary_sibling(output)
     shutil.copyfile(result.weights, tmp)
     tmp.replace(output)
@@ -362,16 +364,18 @@ def cmd_composite(args: argparse.Namespace, cleanup: _Cleanup) -> int:
 def cmd_refine(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.face import TrackConfig
     from nice_core.io import EncodeOptions
+    from nice_core.prior3d.stage import Prior3DConfig
     from nice_core.refine import refine_video
 
     fit = _fit_config(args, _load_section(args.config, "carrier").get("fit"))
     track = dataclass_from_args(TrackConfig, argparse.Namespace(), {**_load_section(args.config, "face"),
                                                                    "preview": False})
     encode = dataclass_from_args(EncodeOptions, args, _load_section(args.config, "encode"))
+    prior3d = dataclass_from_args(Prior3DConfig, argparse.Namespace(), _load_section(args.config, "prior3d"))
     output = cleanup.track(Path(args.output))
     sigma = cleanup.track(Path(args.save_uncertainty)) if args.save_uncertainty else None
     result = refine_video(args.target, args.proxy, output, identity=args.identity, fit=fit, track=track,
-                          composite=_composite_config(args), encode=encode, work_dir=args.work_dir,
+                          prior3d=prior3d, composite=_composite_config(args), encode=encode, work_dir=args.work_dir,
                           keep_work=args.keep_work, uncertainty_output=sigma, show_progress=not args.quiet)
     if args.json:
         from nice_core.io import write_json
@@ -551,6 +555,7 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--store", required=True, help="the target's face.h5 from `nice-core track`")
     fit.add_argument("--proxy", required=True, help="the proxy video")
     fit.add_argument("--check", help="the proxy's `nice-core check-proxy` JSON (frame offset, rescale)")
+    fit.add_argument("--prior3d", help="the video's prior3d.h5 from `nice-core prior3d` (needed by the 3D losses)")
     fit.add_argument("-o", "--output", required=True, help="the fitted carrier (.safetensors)")
     fit.add_argument("--checkpoint-dir", help="per-epoch checkpoints (default: OUTPUT's folder/checkpoint)")
     fit.add_argument("--restart", action="store_true", help="discard a checkpoint of another fit instead of refusing")
@@ -605,6 +610,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--proxy-check", help="a `nice-core check-proxy` JSON for --proxy: apply its frame offset")
     ev.add_argument("--uncertainty", metavar="VIDEO", help="the carrier's uncertainty video (composite "
                     "--save-uncertainty): recorded for the report's frame strips")
+    ev.add_argument("--store", help="the target's face.h5 (with --prior3d: the UV detail transfer)")
+    ev.add_argument("--prior3d", help="the target's prior3d.h5: adds the UV detail transfer and the report's UV maps")
     ev.add_argument("--name", help="name for reports (default: the video's file name)")
     ev.add_argument("--method", help="how the proxy was made, for data-set reports")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -662,9 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nice_core.provenance.record import add_parser as add_provenance_parser
 
     commands = (_add_probe_parser, _add_track_parser, _add_swap_parser, _add_external_swap_parser,
-                _add_check_proxy_parser, _add_refine_parser, _add_prior3d_parser, _add_fit_parser, _add_composite_parser,
-                _add_demo_parser, _add_eval_parser, _add_report_parser, _add_verify_parser, _add_config_parser,
-                _add_bench_parser, add_provenance_parser)  # provenance: the workflow's per-video record
+                _add_check_proxy_parser, _add_refine_parser, _add_prior3d_parser, _add_fit_parser,
+                _add_composite_parser, _add_demo_parser, _add_eval_parser, _add_report_parser, _add_verify_parser,
+                _add_config_parser, _add_bench_parser,
+                add_provenance_parser)  # provenance: the workflow's per-video record
     for add_parser in commands:
         add_parser(sub)
     return parser
@@ -672,9 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Argument destinations that name a command's inputs, its output files and its output folders (the
 #: ``output`` of these commands is a folder). Checked together before any command runs.
-INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "carrier", "check", "video_check",
-              "proxy_check", "probe", "config", "uncertainty", "vgg19_weights", "source", "metrics", "file", "audio",
-              "c2pa_key", "c2pa_cert")
+INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "prior3d", "carrier", "check",
+              "video_check", "proxy_check", "probe", "config", "uncertainty", "vgg19_weights", "source", "metrics",
+              "file", "audio", "c2pa_key", "c2pa_cert")
 OUTPUT_FILE_ARGS = ("output", "json", "save_uncertainty", "log")
 OUTPUT_FOLDER_ARGS = ("outdir", "work_dir", "checkpoint_dir", "videos_dir")
 FOLDER_OUTPUT_COMMANDS = ("track", "demo")

@@ -1,9 +1,9 @@
 """One video end to end: check the inputs, track the target, fit the carrier, re-composite.
 
 :func:`refine_video` is what ``nice-core refine`` runs: the chain's (:data:`nice_core.chain.CHAIN`) stages
-``extract`` (the probe), ``track``, ``proxy_check``, ``carrier`` and ``composite`` for a given proxy, in that
-order, through the same functions and work-file names (:class:`~nice_core.chain.WorkFiles`) as the
-workflow's rules.
+``extract`` (the probe), ``track``, ``proxy_check``, ``prior3d`` (when a 3D loss is on), ``carrier`` and
+``composite`` for a given proxy, in that order, through the same functions and work-file names
+(:class:`~nice_core.chain.WorkFiles`) as the workflow's rules.
 
 Work files (the target's ``face.h5`` and the carrier's checkpoints) go to ``work_dir``, by default a hidden
 folder next to the output, ``.<output name>.work``. A run that is killed (a cluster's time limit, kill -9)
@@ -31,6 +31,7 @@ from nice_core.errors import InputError, NiceError, OutputError
 from nice_core.face import TrackConfig, track_video
 from nice_core.io import EncodeOptions, probe_video
 from nice_core.io.atomic import refuse_input_overwrite
+from nice_core.prior3d.stage import Prior3DConfig, build_prior3d, prior3d_current
 from nice_core.store import FaceStore
 
 __all__ = ["RefineResult", "default_work_dir", "refine_video", "store_matches"]
@@ -77,7 +78,8 @@ def store_matches(store_path: Path, target: Path, config: TrackConfig) -> bool:
 
 def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, identity: str | Path | None = None,
                  fit: FitConfig | None = None, track: TrackConfig | None = None,
-                 composite: CompositeConfig | None = None, encode: EncodeOptions | None = None,
+                 prior3d: Prior3DConfig | None = None, composite: CompositeConfig | None = None,
+                 encode: EncodeOptions | None = None,
                  work_dir: str | Path | None = None, keep_work: bool = False,
                  uncertainty_output: str | Path | None = None, show_progress: bool | None = None,
                  log: Callable[[str], None] | None = None) -> RefineResult:
@@ -123,8 +125,19 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
             track_video(target, work, track, probe=probe, show_progress=show_progress)
         seconds["tracking"] = time.perf_counter() - t
 
+        prior = None
+        if fit.loss.uses_prior3d:
+            t, stage, prior = time.perf_counter(), "3D prior", files.prior3d
+            prior3d = prior3d or Prior3DConfig()
+            if prior3d_current(prior, store_path, proxy, identity, prior3d):
+                log(f"reusing {prior}")
+            else:
+                build_prior3d(store_path, prior, proxy=proxy, check=check, identity=identity, config=prior3d,
+                              threads=fit.threads, show_progress=show_progress)
+            seconds["prior3d"] = time.perf_counter() - t
+
         t, stage = time.perf_counter(), "fitting"
-        fitted = fit_carrier(store_path, proxy, fit, files.checkpoints, check=check, log=log)
+        fitted = fit_carrier(store_path, proxy, fit, files.checkpoints, check=check, prior3d=prior, log=log)
         seconds["fitting"] = time.perf_counter() - t
 
         t, stage = time.perf_counter(), "compositing"

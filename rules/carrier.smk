@@ -10,6 +10,7 @@ rule carrier:
         store=work("{video}").store,
         proxy=proxy_path,
         check=work("{video}").proxy_check,
+        prior3d=work("{video}").prior3d,
     output:
         carrier=work("{video}").carrier,
     log:
@@ -27,5 +28,5 @@ rule carrier:
         flags=flags("carrier"),
     shell:
         "nice-core fit --store {input.store:q} --proxy {input.proxy:q} --check {input.check:q}"
-        " -o {output.carrier:q} --checkpoint-dir {params.checkpoints:q} --threads {threads}"
+        " --prior3d {input.prior3d:q} -o {output.carrier:q} --checkpoint-dir {params.checkpoints:q} --threads {threads}"
         " {params.flags} > {log:q} 2>&1"

@@ -209,6 +209,7 @@ def provenance_results(wildcards):
         "probe": files.probe,
         "store": files.store,
         "proxy_check": files.proxy_check,
+        "prior3d": files.prior3d,
         "metrics": files.metrics,
         "carrier": files.carrier,
         "refined": refined_path(wildcards.video),

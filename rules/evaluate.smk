@@ -9,6 +9,8 @@ rule evaluate:
         proxy=proxy_path,
         sigma=evaluated_sigma,
         check=work("{video}").proxy_check,
+        store=work("{video}").store,
+        prior3d=work("{video}").prior3d,
     output:
         metrics=work("{video}").metrics,
     log:
@@ -23,4 +25,5 @@ rule evaluate:
         extra=eval_extra,
     shell:
         "nice-core eval --target {input.target:q} --video {input.video:q} --proxy {input.proxy:q}"
-        " --proxy-check {input.check:q} {params.extra} --json {output.metrics:q} > {log:q} 2>&1"
+        " --proxy-check {input.check:q} --store {input.store:q} --prior3d {input.prior3d:q}"
+        " {params.extra} --json {output.metrics:q} > {log:q} 2>&1"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from nice_core.prior3d import DETAIL_SOURCES
+
 __all__ = [
     "DEFAULT_TEXTURE_CHANNELS",
     "OPTIMIZERS",
@@ -29,6 +31,7 @@ SCHEDULES = ("onecycle", "constant")
 #: The identity texture's channels in the fit's default network (``docs/carrier.md``, "Wave 2").
 DEFAULT_TEXTURE_CHANNELS = 8
 OPTIMIZERS = ("adam", "adamw")
+
 #: FitConfig fields that may differ between a checkpoint and its resume (they change no result's meaning).
 RUNTIME_FIELDS = ("device", "threads")
 
@@ -99,6 +102,11 @@ class LossConfig:
         background: loss weight outside the dilated face mask, in ``[0, 1]``.
         dilate: dilation of the face mask, as a fraction of the crop side.
         vgg19: path of a torchvision-format VGG-19 state dict; ``None`` uses the mediapipe face features.
+        albedo3d_weight: weight of ``L_albedo(Xo, Xt)`` (NICe Sec. 3.4.2; needs the 3D prior; 0: off).
+        shape3d_weight: weight of ``L_shape(Xo, Xid)``, the identity-embedding distance (0: off).
+        detail3d_weight: weight of ``L_detail(Xo, Xid)``, the static UV detail distance (0: off).
+        detail3d_source: whose static detail ``L_detail`` pulls towards: ``proxy`` (the proxy aggregated in
+            UV), ``identity`` (the identity input; the proxy for a self-swap) or ``both``.
     """
 
     l1_weight: float = 1.0
@@ -109,14 +117,26 @@ class LossConfig:
     background: float = 0.1
     dilate: float = 0.04
     vgg19: str | None = None
+    albedo3d_weight: float = 0.0
+    shape3d_weight: float = 0.0
+    detail3d_weight: float = 0.0
+    detail3d_source: str = "proxy"
 
     def __post_init__(self) -> None:
-        if min(self.l1_weight, self.perceptual_weight, self.gradient_weight) < 0:
+        if min(self.l1_weight, self.perceptual_weight, self.gradient_weight, self.albedo3d_weight,
+               self.shape3d_weight, self.detail3d_weight) < 0:
             raise ValueError("loss weights must be >= 0")
+        if self.detail3d_source not in DETAIL_SOURCES:
+            raise ValueError(f"detail3d_source must be one of {DETAIL_SOURCES}, got {self.detail3d_source!r}")
         if self.l1_weight + self.perceptual_weight + self.gradient_weight <= 0:
             raise ValueError("at least one loss term needs a positive weight")
         if not 0 <= self.background <= 1 or not 0 <= self.dilate < 0.5:
             raise ValueError("background must be in [0, 1] and dilate in [0, 0.5)")
+
+    @property
+    def uses_prior3d(self) -> bool:
+        """Whether any 3D loss is on (the fit then needs the 3D prior stage's output)."""
+        return max(self.albedo3d_weight, self.shape3d_weight, self.detail3d_weight) > 0
 
     def to_dict(self) -> dict:
         return asdict(self)

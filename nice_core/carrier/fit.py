@@ -61,6 +61,7 @@ from nice_core.carrier.data import CarrierDataset, prepare_proxy_crops
 from nice_core.carrier.loss import CarrierLoss
 from nice_core.carrier.unet import CarrierUNet
 from nice_core.errors import InputError
+from nice_core.prior3d.losses import Window
 
 __all__ = [
     "SCHEDULES",
@@ -218,7 +219,8 @@ def _describe_mismatch(saved: dict, wanted: dict, prefix: str = "") -> list[str]
 
 
 def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config: FitConfig | None = None,
-                checkpoint_dir: str | Path | None = None, *, check=None, restart: bool = False,
+                checkpoint_dir: str | Path | None = None, *, check=None, prior3d: str | Path | None = None,
+                restart: bool = False,
                 log: Callable[[str], None] | None = None,
                 on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Fit the carrier of one video.
@@ -231,6 +233,8 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         checkpoint_dir: where ``carrier.safetensors`` and ``state.json`` go after every epoch, and where a
             fit resumes from; ``None``: no checkpoints.
         check: the :class:`~nice_core.proxy.check.ProxyCheck` of ``proxy`` (frame offset, rescale).
+        prior3d: the video's ``prior3d.h5`` (:mod:`nice_core.prior3d.stage`), needed when a 3D loss is on
+            (``config.loss.uses_prior3d``).
         restart: discard a checkpoint that does not match instead of refusing it.
         log: receives one line per epoch and any warning; default: stderr.
         on_epoch: called after each epoch's checkpoint with the epoch number (1-based) and the state dict.
@@ -246,6 +250,9 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
     """
     config = config or FitConfig()
     log = log or _stderr
+    if config.loss.uses_prior3d and prior3d is None:
+        raise InputError("a 3D loss is on (loss_albedo3d/shape3d/detail3d_weight > 0): the fit needs the 3D prior "
+                         "(prior3d.h5 from `nice-core prior3d`, --prior3d)")
     if proxy is not None:
         prepare_proxy_crops(store_path, proxy, check, register=config.register_proxy)
     device = resolve_device(config.device, log)
@@ -253,6 +260,9 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         plan = plan_fit(len(data), config)
         identity = {"config": config.identity(), "frames": plan.frames, "proxy_sha256": data.proxy_sha256,
                     "size": data.size, "epochs": plan.epochs}
+        prior = _prior3d_loss(prior3d, data, config) if config.loss.uses_prior3d else None
+        if prior is not None:
+            identity["prior3d_sha256"] = prior.frames.sha256
         torch.manual_seed(config.seed)
         model = CarrierUNet(config.unet)
         optimizer = _optimizer(model, config)
@@ -269,7 +279,7 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                 if isinstance(value, torch.Tensor) and key != "step":
                     param_state[key] = value.to(device)
         loss_fn = CarrierLoss(config.loss).to(device)
-        run = _Run(model, optimizer, generator, data, loss_fn, config, plan, device)
+        run = _Run(model, optimizer, generator, data, loss_fn, config, plan, device, prior)
         model.train()
         good = run.snapshot()
         while state["epoch"] < plan.epochs:
@@ -291,7 +301,23 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                 write_checkpoint(checkpoint_dir, model, optimizer, rng, state)
             if on_epoch is not None:
                 on_epoch(epoch + 1, state)
+    if prior is not None:
+        prior.frames.close()
     return _result(model, state, config, checkpoint_dir)
+
+
+def _prior3d_loss(path: str | Path, data: CarrierDataset, config: FitConfig):
+    """The 3D losses of this fit, reading the 3D prior (its sigmas, so the output is measured as the identity
+    was)."""
+    import json
+
+    from nice_core.prior3d.losses import Prior3DFrames, Prior3DLoss
+
+    frames = Prior3DFrames(path, data.crop_size, config.loss.detail3d_source)
+    stage = json.loads(frames.h5.attrs["config"])
+    loss = config.loss
+    return Prior3DLoss(frames, loss.albedo3d_weight, loss.shape3d_weight, loss.detail3d_weight,
+                       float(stage["albedo_sigma"]), float(stage["detail_sigma"]), frames.crop_scale)
 
 
 #: An epoch whose mean L1 is this many times the best earlier epoch's, or whose mean log-variance is above
@@ -310,9 +336,10 @@ class _Run:
 
     def __init__(self, model: CarrierUNet, optimizer: torch.optim.Optimizer, generator: torch.Generator,
                  data: CarrierDataset, loss_fn: CarrierLoss, config: FitConfig, plan: FitPlan,
-                 device: torch.device) -> None:
+                 device: torch.device, prior=None) -> None:
         self.model, self.optimizer, self.generator, self.data = model, optimizer, generator, data
         self.loss_fn, self.config, self.plan, self.device = loss_fn, config, plan, device
+        self.prior = prior  # the 3D losses (Prior3DLoss) or None
         self.warmup_steps = round(config.warmup * plan.total_steps) if config.loss.uncertainty else 0
 
     def snapshot(self) -> dict:
@@ -333,19 +360,24 @@ class _Run:
             return c.lr
         return one_cycle_lr(step, self.plan.total_steps, c.lr, c.pct_start, c.div_factor, c.final_div_factor)
 
-    def _batch(self, items: list[int]) -> tuple[torch.Tensor, ...]:
+    def _batch(self, items: list[int]) -> tuple[tuple[torch.Tensor, ...], Window, torch.Tensor]:
         """One step's ``(xt, xref, mask, grid, covered)`` on the device (grid and covered ``None`` without
-        a texture), cut to a random ``patch`` window when training on windows."""
+        a texture), cut to a random ``patch`` window when training on windows; the window, and the whole
+        target crops (for the 3D shape loss)."""
         config, data = self.config, self.data
         xt, xref, mask = data.batch(items)
+        full = xt
         grid, covered = data.surface_batch(items) if self.model.uses_surface else (None, None)
+        window = Window(0, 0, data.size, data.size)
         if config.patch is not None and config.patch < data.size:
             y, x = torch.randint(0, data.size - config.patch + 1, (2,), generator=self.generator).tolist()
-            window = (slice(y, y + config.patch), slice(x, x + config.patch))
-            xt, xref, mask = (t[..., window[0], window[1]] for t in (xt, xref, mask))
+            window = Window(x, y, config.patch, data.size)
+            rows, cols = slice(y, y + config.patch), slice(x, x + config.patch)
+            xt, xref, mask = (t[..., rows, cols] for t in (xt, xref, mask))
             if grid is not None:
-                grid, covered = grid[:, window[0], window[1]], covered[..., window[0], window[1]]
-        return tuple(None if t is None else t.to(self.device) for t in (xt, xref, mask, grid, covered))
+                grid, covered = grid[:, rows, cols], covered[..., rows, cols]
+        tensors = tuple(None if t is None else t.to(self.device) for t in (xt, xref, mask, grid, covered))
+        return tensors, window, full.to(self.device)
 
     def epoch(self, step: int, lr_scale: float, log: Callable[[str], None] | None = None,
               number: int = 0) -> tuple[dict, int]:
@@ -362,10 +394,15 @@ class _Run:
             lr = self._lr(step) * lr_scale
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
-            xt, xref, mask, grid, covered = self._batch(order[first:first + config.batch_size])
+            items = order[first:first + config.batch_size]
+            (xt, xref, mask, grid, covered), window, full = self._batch(items)
             xo, s = model(xt, grid, covered)
             loss, logs = self.loss_fn(xo, s, xref, mask,
                                       uncertainty=config.loss.uncertainty and step >= self.warmup_steps)
+            if self.prior is not None:
+                extra, extra_logs = self.prior(xo, [int(self.data.frames[k]) for k in items], window, full)
+                loss = loss + extra
+                logs.update(extra_logs)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf))
@@ -414,7 +451,8 @@ def _roll_back(run: _Run, good: dict, state: dict, record: dict, reason: str, lo
 
 
 def _epoch_line(record: dict, plan: FitPlan) -> str:
-    parts = ", ".join(f"{k} {record[k]:.4f}" for k in ("l1", "perceptual", "gradient", "s") if k in record)
+    parts = ", ".join(f"{k} {record[k]:.4f}" for k in ("l1", "perceptual", "gradient", "s", "albedo3d", "shape3d",
+                                                       "detail3d") if k in record)
     parts += f", |grad| {record['grad_norm']:.3g} (max {record['grad_norm_max']:.3g})"
     return (f"carrier: epoch {record['epoch']}/{plan.epochs}, loss {record['loss']:.4f} ({parts}), "
             f"{record['seconds']:.1f} s, {1000 * record['seconds'] / plan.steps_per_epoch:.0f} ms/step")

@@ -58,6 +58,10 @@ DEFINITIONS = {
     "fine_detail_transfer": f"share of the fine structure (luma minus its Gaussian blur, sigma {FINE_SIGMA_PX} px) "
                             "of reference - target that video - target reproduces, pooled over frames: "
                             "sum <f(O-X), f(G-X)> / sum <f(G-X), f(G-X)> in the grown face oval (1 all, 0 none)",
+    "uv_detail_gain": "share of the identity's static detail the video reproduces in UV (pose-free) space: "
+                      "<D_video - D_target, D_id - D_target> / |D_id - D_target|^2 over the skin, D the "
+                      "visibility-weighted median over frames of the high-pass of UV log-luminance (1 all, 0 "
+                      "the target's own); needs the 3D prior",
 }
 _REFERENCE_KEYS = ("psnr", "ssim", "psnr_inner", "psnr_ring")
 _PER_FRAME = ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d", "detail",
@@ -213,7 +217,8 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
              identity: str | Path | None = None, reference: str | Path | None = None,
              name: str | None = None, method: str | None = None, show_progress: bool | None = None,
              video_offset: int = 0, proxy_offset: int = 0, uncertainty: str | Path | None = None,
-             subject: str = "largest") -> dict:
+             subject: str = "largest", store: str | Path | None = None,
+             prior3d: str | Path | None = None) -> dict:
     """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
 
     ``uncertainty`` (the carrier's sigma video from ``nice-core composite --save-uncertainty``) is not
@@ -222,6 +227,10 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
     ``video_offset`` is a constant frame offset of ``video`` (its frame ``t + offset`` shows target frame
     ``t``), as found by :func:`nice_core.proxy.check.check_proxy`; ``proxy_offset`` the same for ``proxy``.
     Videos at another size are resized.
+
+    With the target's ``store`` and its ``prior3d`` (the 3D prior stage's output), the UV detail transfer
+    (:mod:`nice_core.prior3d.score`) is measured for the video and the proxy, and ``"uv_detail"`` holds the
+    identity's, the target's and the video's static detail maps as PNG data URIs for the report.
 
     Raises:
         InputError: unreadable inputs, or frame counts that differ from the target's.
@@ -274,6 +283,12 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
                 stream.detector.close()
     summaries = {key: _summary(stream, baseline_detail, identity_vector is not None and key != "target")
                  for key, stream in streams.items()}
+    uv_detail = None
+    if prior3d is not None:
+        if store is None:
+            raise InputError("the UV detail score needs the target's face store with its 3D prior (--store)")
+        uv_detail = _uv_detail(summaries, store, prior3d, {"video": (video, video_offset),
+                                                           "proxy": (proxy, proxy_offset)})
     # The evaluated video's metrics (and its "per_frame" curves) are top-level keys; the proxy's, the same
     # structure, go under "proxy_metrics".
     return {
@@ -285,7 +300,26 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         "frames": n, "fps": f"{target_probe.fps_num}/{target_probe.fps_den}",
         **summaries["video"], "proxy_metrics": summaries.get("proxy"),
         "target_e_stab": summaries["target"]["e_stab"], "definitions": DEFINITIONS,
+        **({"uv_detail": uv_detail} if uv_detail is not None else {}),
     }
+
+
+def _uv_detail(summaries: dict, store: str | Path, prior3d: str | Path, videos: dict) -> dict:
+    """``uv_detail_gain`` into the video's and the proxy's summaries; the maps as PNG data URIs."""
+    from nice_core.prior3d.score import detail_map_uri, uv_detail_scores
+
+    maps, facts = {}, {}
+    for key, (path, offset) in videos.items():
+        if path is None:
+            continue
+        scores = uv_detail_scores(path, store, prior3d, video_offset=offset)
+        found = scores.pop("maps")
+        summaries[key]["uv_detail_gain"] = scores["uv_detail_gain"]
+        maps.setdefault("identity", found["identity"])
+        maps.setdefault("target", found["target"])
+        maps[key] = found["detail"]
+        facts = {"source": scores["source"], "added_rms": scores["uv_added_rms"], "frames": scores["frames"]}
+    return {**facts, "maps": {name: detail_map_uri(image) for name, image in maps.items()}}
 
 
 def video_metrics(result: dict) -> dict:
@@ -319,7 +353,7 @@ def format_table(result: dict) -> str:
     output = video_metrics(result)
     keys = [k for k in ("e_stab", "gaze_error_deg", "pose_error_deg", "landmark_nme_2d", "landmark_nme_3d",
                         "detail_ratio", "identity_distance", "psnr", "ssim", "psnr_inner", "psnr_ring",
-                        "fine_detail_transfer") if k in output]
+                        "fine_detail_transfer", "uv_detail_gain") if k in output]
     columns = [("output", output)] + ([("proxy", result["proxy_metrics"])] if result["proxy_metrics"] else [])
 
     def fmt(value: float | None, key: str) -> str:

@@ -41,6 +41,7 @@ dataset                          shape, dtype      meaning
 ===============================  ================  ===============================================
 
 Attributes: ``schema_version``, ``backend``, ``backend_version``, ``nice_core_version``, ``config`` (JSON),
+``crop_size``, ``crop_scale``, ``uv_size``,
 ``inputs`` and ``models`` (JSON: name -> {path, sha256}: a changed file means a stale cache), ``sources``.
 """
 
@@ -60,7 +61,7 @@ from nice_core.errors import InputError, NoFaceError, OutputError, is_disk_full
 from nice_core.prior3d.analysis import FrameAnalyser, SourceStats
 from nice_core.progress import progress
 
-__all__ = ["BACKENDS", "Prior3DConfig", "Prior3DResult", "build_prior3d", "open_prior3d"]
+__all__ = ["BACKENDS", "Prior3DConfig", "Prior3DResult", "build_prior3d", "open_prior3d", "prior3d_current"]
 
 SCHEMA_VERSION = 1
 BACKENDS = ("mesh",)
@@ -121,6 +122,21 @@ def open_prior3d(path: str | Path):
         h5.close()
         raise InputError(f"{path} is not a nice-core 3D prior of schema {SCHEMA_VERSION}")
     return h5
+
+
+def prior3d_current(path: str | Path, store: str | Path, proxy: str | Path | None, identity: str | Path | None,
+                    config: Prior3DConfig) -> bool:
+    """Whether ``path`` is a complete 3D prior of exactly these inputs (by SHA-256) and settings, so a resumed
+    run can reuse it."""
+    try:
+        with open_prior3d(path) as h5:
+            inputs = json.loads(h5.attrs["inputs"])
+            same_config = json.loads(h5.attrs["config"]) == json.loads(json.dumps(asdict(config)))
+    except (InputError, OSError, KeyError, ValueError):
+        return False
+    wanted = _digests({"store": Path(store), "proxy": Path(proxy) if proxy else None,
+                       "identity": Path(identity) if identity else None})
+    return same_config and {k: v["sha256"] for k, v in inputs.items()} == {k: v["sha256"] for k, v in wanted.items()}
 
 
 def _digests(paths: dict[str, Path | None]) -> dict[str, dict]:
@@ -265,7 +281,7 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
     started = time.perf_counter()
     store_path, output = Path(store_path), Path(output)
     proxy = Path(proxy) if proxy is not None else None
-    identity = Path(identity) if identity is not None else None
+    identity = given = Path(identity) if identity is not None else None
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -283,7 +299,7 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
             picks = _aggregate_picks(valid, config.aggregate_frames)
             identity_stats = _identity_first(analyser, identity, config, store.crop_size)
             with h5py.File(tmp, "w") as h5:
-                _write_header(h5, analyser, config, store_path, proxy, identity)
+                _write_header(h5, analyser, config, store_path, proxy, given)
                 stats = {"target": _analyse_target(store, h5, analyser, vertices, valid, picks, show)}
                 if proxy is not None:
                     stats["proxy"] = _analyse_proxy(store, h5, analyser, proxy, check, vertices, valid, picks, show)
@@ -349,7 +365,8 @@ def _write_header(h5, analyser: FrameAnalyser, config: Prior3DConfig, store_path
 
     h5.attrs.update(schema_version=SCHEMA_VERSION, backend=config.backend, backend_version=BACKEND_VERSION,
                     nice_core_version=__version__, config=json.dumps(asdict(config)),
-                    crop_size=analyser.crop_size, uv_size=analyser.raster.size)
+                    crop_size=analyser.crop_size, crop_scale=analyser.crop_scale,
+                    uv_size=analyser.raster.size)
     h5.attrs["inputs"] = json.dumps(_digests({"store": store_path, "proxy": proxy, "identity": identity}))
     h5.attrs["models"] = json.dumps(_digests(analyser.model_files()))
     uv = h5.create_group("uv")

@@ -72,6 +72,7 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("landmark_nme_3d", "Landmark NME 3D", "", "lower", "landmark_nme_3d", "NME 3D"),
     MetricInfo("detail_ratio", "Detail ratio", "", None, "detail", "detail"),
     MetricInfo("identity_distance", "Identity distance", "", "lower", None, "ID dist."),
+    MetricInfo("uv_detail_gain", "UV detail transfer", "", "higher", None, "UV detail"),
     MetricInfo("psnr", "PSNR", "dB", "higher", "psnr"),
     MetricInfo("ssim", "SSIM", "", "higher", "ssim"),
 )

@@ -237,7 +237,22 @@ def render_video_report(eval_json: Mapping, media: bool = True, root: str | Path
                   other_charts=[Markup(c) for c in other_charts], media=found, thumb=THUMB,
                   strips=_strips(found) if found else None,
                   side_by_side_note=_side_by_side_note(found, data.get("fps")) if found else "",
-                  definitions=definition_items(data.get("definitions")), files=_files(data))
+                  definitions=definition_items(data.get("definitions")), files=_files(data),
+                  uv=_uv_maps(data.get("uv_detail")))
+
+
+#: The UV detail maps the per-video page shows, in order, with their captions.
+UV_MAPS = (("identity", "the identity's static detail (what the swap should carry)"),
+           ("target", "the target's own"), ("video", "the output's"), ("proxy", "the proxy's"))
+
+
+def _uv_maps(block: Mapping | None) -> dict | None:
+    """The per-video page's UV section: the maps that exist (data URIs) and what they came from."""
+    if not block or not block.get("maps"):
+        return None
+    maps = block["maps"]
+    return {"maps": [{"uri": maps[key], "caption": caption} for key, caption in UV_MAPS if key in maps],
+            "source": block.get("source"), "frames": block.get("frames"), "added_rms": block.get("added_rms")}
 
 
 def write_video_report(eval_json: Mapping, out_html: str | Path, media: bool = True,
