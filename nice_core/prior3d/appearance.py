@@ -10,7 +10,7 @@ output. Colours are RGB in ``[0, 1]``.
   so dividing it out keeps the skin's colour and brightness.
 * **Albedo**: colour over shading, low-passed in UV (:func:`albedo`): the lighting-normalised, low-frequency
   reflectance the albedo loss compares (skin tone, not detail).
-* **Detail**: the high-pass of UV log-luminance (:func:`detail`): log makes shading and reflectance add, so
+* **Detail**: the high-pass of UV log-brightness (:func:`detail`): log makes shading and reflectance add, so
   a high-pass removes the smooth shading and keeps marks, lines and texture.
 * **Static detail**: a visibility-weighted median of per-frame detail over frames
   (:func:`weighted_median`): what stays while the pose, lighting and the proxy's flicker change.
@@ -150,8 +150,14 @@ def albedo(colours: Tensor, lighting: Tensor, normals: Tensor, weights: Tensor, 
 
 
 def detail(colours: Tensor, weights: Tensor, raster: UVRaster, sigma: float) -> Tensor:
-    """High-pass of log-luminance ``(B, T)``: ``log(Y) - blur(log(Y))`` (0 means "as smooth as around it")."""
-    log_y = torch.log(luminance(colours).clamp_min(0) + LOG_EPS)[:, None]
+    """High-pass of log-brightness ``(B, T)``: ``log(Y) - blur(log(Y))`` (0 means "as smooth as around it").
+
+    ``Y`` is the plain mean of R, G and B, not luma: a loss on this detail then pulls the three channels
+    alike. With Rec. 601 weights its gradient is five times stronger in green than in blue, and a carrier
+    fitted with the detail loss painted green and magenta blotches around the eyes and nose (tune-move,
+    ``docs/carrier.md``).
+    """
+    log_y = torch.log(colours.mean(dim=1).clamp_min(0) + LOG_EPS)[:, None]
     return (log_y - masked_blur(log_y, weights, raster, sigma))[:, 0]
 
 
