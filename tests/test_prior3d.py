@@ -212,7 +212,8 @@ def test_the_stage_writes_every_frame_and_records_its_inputs(marked) -> None:
 @pytest.mark.slow
 def test_the_proxys_static_detail_carries_the_marks_its_frames_blur(marked) -> None:
     """The edit's marks, measured as what G adds over the target in UV detail: the proxy's static statistic
-    over its frames recovers them (measured 0.81), single jittering proxy frames do much worse (0.26-0.32)."""
+    over its frames recovers them (measured 0.80), single jittering proxy frames do much worse
+    (0.02-0.44; frames 0, 8 and 16 are checked)."""
     _, _, result, clean = marked
     with h5py.File(result.path) as h5, h5py.File(clean.path) as g:
         skin = h5["uv/skin"][()] & (h5["proxy/static/weight"][()] > 0)
