@@ -261,7 +261,7 @@ def test_the_detail_loss_moves_pixels_towards_the_identitys_static_detail(marked
 
     _, store, result, clean = marked
     frames = Prior3DFrames(result.path, 128, "proxy")
-    loss = Prior3DLoss(frames, 0.0, 0.0, 1.0, albedo_sigma=4.0, detail_sigma=3.0)
+    loss = Prior3DLoss(frames, 0.0, 0.0, 1.0)
     with FaceStore.open(store) as faces:
         crop = torch.from_numpy(faces["crops"][8]).permute(2, 0, 1).float().div(255)[None]
     pixels = crop.clone().requires_grad_(True)

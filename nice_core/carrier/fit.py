@@ -307,17 +307,12 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
 
 
 def _prior3d_loss(path: str | Path, data: CarrierDataset, config: FitConfig):
-    """The 3D losses of this fit, reading the 3D prior (its sigmas, so the output is measured as the identity
-    was)."""
-    import json
-
+    """The 3D losses of this fit, reading the 3D prior."""
     from nice_core.prior3d.losses import Prior3DFrames, Prior3DLoss
 
     frames = Prior3DFrames(path, data.crop_size, config.loss.detail3d_source)
-    stage = json.loads(frames.h5.attrs["config"])
     loss = config.loss
-    return Prior3DLoss(frames, loss.albedo3d_weight, loss.shape3d_weight, loss.detail3d_weight,
-                       float(stage["albedo_sigma"]), float(stage["detail_sigma"]), frames.crop_scale)
+    return Prior3DLoss(frames, loss.albedo3d_weight, loss.shape3d_weight, loss.detail3d_weight)
 
 
 #: An epoch whose mean L1 is this many times the best earlier epoch's, or whose mean log-variance is above
@@ -363,7 +358,7 @@ class _Run:
     def _batch(self, items: list[int]) -> tuple[tuple[torch.Tensor, ...], Window, torch.Tensor]:
         """One step's ``(xt, xref, mask, grid, covered)`` on the device (grid and covered ``None`` without
         a texture), cut to a random ``patch`` window when training on windows; the window, and the whole
-        target crops (for the 3D shape loss)."""
+        target crops on the CPU (the 3D shape loss moves them when it runs)."""
         config, data = self.config, self.data
         xt, xref, mask = data.batch(items)
         full = xt
@@ -377,7 +372,7 @@ class _Run:
             if grid is not None:
                 grid, covered = grid[:, rows, cols], covered[..., rows, cols]
         tensors = tuple(None if t is None else t.to(self.device) for t in (xt, xref, mask, grid, covered))
-        return tensors, window, full.to(self.device)
+        return tensors, window, full
 
     def epoch(self, step: int, lr_scale: float, log: Callable[[str], None] | None = None,
               number: int = 0) -> tuple[dict, int]:

@@ -17,7 +17,15 @@ from torch import Tensor
 
 from nice_core.prior3d import appearance
 from nice_core.prior3d.shape import shape_code
-from nice_core.prior3d.uv import UVRaster, texel_normals, texel_points, texel_visibility, unwrap, uv_raster
+from nice_core.prior3d.uv import (
+    UVRaster,
+    texel_normals,
+    texel_planes,
+    texel_points,
+    texel_visibility,
+    unwrap,
+    uv_raster,
+)
 
 __all__ = ["CHIP_BOX", "FrameAnalyser", "SourceStats", "identity_chips", "pool_albedo"]
 
@@ -47,11 +55,8 @@ def identity_chips(crops: Tensor, crop_scale: float = 1.0) -> Tensor:
 def pool_albedo(albedo: Tensor, weights: Tensor, raster: UVRaster) -> Tensor:
     """The albedo code: ``(B, 3, T)`` albedo averaged over ``8 x 8`` texel blocks, weighted -> ``(B, 3, A, A)``
     with ``A = U / 8`` (0 where no weight falls)."""
-    size = raster.size
-    index = torch.from_numpy(raster.texels).to(albedo.device)
-    planes = torch.zeros(len(albedo), 4, size * size, dtype=albedo.dtype, device=albedo.device)
     w = weights[:, None].to(albedo.dtype)
-    planes = planes.index_copy(2, index, torch.cat([albedo * w, w], dim=1)).view(len(albedo), 4, size, size)
+    planes = texel_planes(torch.cat([albedo * w, w], dim=1), raster)
     pooled = torch.nn.functional.avg_pool2d(planes, 8)
     return pooled[:, :3] / pooled[:, 3:].clamp_min(1e-6)
 

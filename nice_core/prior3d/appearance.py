@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nice_core.prior3d.uv import UVRaster
+from nice_core.prior3d.uv import UVRaster, texel_planes
 
 __all__ = [
     "albedo",
@@ -124,13 +124,11 @@ def masked_blur(values: Tensor, weights: Tensor, raster: UVRaster, sigma: float)
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     batch, channels, _ = values.shape
-    size = raster.size
-    index = torch.from_numpy(raster.texels).to(values.device)
-    planes = torch.zeros(batch, channels + 1, size * size, dtype=values.dtype, device=values.device)
     w = weights[:, None].to(values.dtype)
-    planes = planes.index_copy(2, index, torch.cat([values * w, w], dim=1)).view(batch, channels + 1, size, size)
-    matrix = _gaussian_matrix(size, sigma, values.dtype, values.device)
-    planes = (matrix @ planes @ matrix.T).view(batch, channels + 1, size * size)[..., index]
+    planes = texel_planes(torch.cat([values * w, w], dim=1), raster)
+    matrix = _gaussian_matrix(raster.size, sigma, values.dtype, values.device)
+    index = torch.from_numpy(raster.texels).to(values.device)
+    planes = (matrix @ planes @ matrix.T).flatten(2)[..., index]
     return planes[:, :channels] / planes[:, channels:].clamp_min(1e-6)
 
 

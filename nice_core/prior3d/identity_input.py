@@ -42,7 +42,8 @@ def identity_crops(path: str | Path, crop_size: int, count: int, min_face: int, 
     from nice_core.proxy.swap import load_identity
 
     faces = load_identity(path, count)
-    widths = [float(face_box(f.landmarks)[2] - face_box(f.landmarks)[0]) for f in faces]
+    boxes = [face_box(f.landmarks) for f in faces]
+    widths = [float(box[2] - box[0]) for box in boxes]
     kept = [f for f, w in zip(faces, widths) if w >= min_face]
     if not kept:
         raise InputError(f"the identity {path} is too small: its face is {max(widths):.0f} px wide, the 3D prior "

@@ -16,6 +16,7 @@ zero, and the identity network sees the target crop with the output pasted into 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,9 @@ from torch import Tensor
 from nice_core.errors import InputError
 from nice_core.prior3d import DETAIL_SOURCES, appearance
 from nice_core.prior3d.analysis import identity_chips, pool_albedo
-from nice_core.prior3d.uv import UVRaster, texel_normals, texel_points, unwrap, uv_raster
+from nice_core.prior3d.uv import UVRaster, texel_normals, texel_planes, texel_points, unwrap, uv_raster
 
 __all__ = ["DETAIL_SOURCES", "Prior3DFrames", "Prior3DLoss", "Window", "tolerant_detail_distance"]
-
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,6 @@ class Window:
     size: int
 
 
-def _to_maps(values: Tensor, raster: UVRaster) -> Tensor:
-    """``(B, T)`` -> ``(B, 1, U, U)`` (0 outside the layout), differentiable."""
-    index = torch.from_numpy(raster.texels).to(values.device)
-    out = torch.zeros(values.shape[0], raster.size * raster.size, dtype=values.dtype, device=values.device)
-    return out.index_copy(1, index, values).view(-1, 1, raster.size, raster.size)
-
-
 #: Gaussian sigma (texels) both detail maps are blurred by before they are compared.
 TOLERANCE_SIGMA = 1.0
 
@@ -60,10 +53,10 @@ def tolerant_detail_distance(output: Tensor, identity: Tensor, weights: Tensor, 
     texel off 0.4; three texels off cost as much as missing it), and every texel of the output gets a
     gradient.
 
-    Why not a minimum over each texel's neighbours (which forgives a texel entirely): on the marked benchmark
-    clip that form pulled the carrier's output towards the identity's detail less than a plain L1 did (its
-    gradient reaches one neighbour per texel, and noise-like texture always finds a close neighbour); see
-    ``docs/carrier.md``.
+    Why not a minimum over each texel's neighbours (which forgives a texel entirely): its gradient reaches one
+    neighbour per texel and noise-like texture always finds a close neighbour; in the development runs on
+    the marked clip of ``bench/prior3d_detail.py`` (not kept as a benchmark variant) it pulled the carrier's
+    output towards the identity's detail less than a plain L1 did.
 
     Args:
         output: ``(B, T)`` the output's detail; identity: ``(B, T)`` or ``(T,)`` the identity's static detail.
@@ -105,6 +98,9 @@ class Prior3DFrames:
                                  f"{crop_size} px")
             self.crop_size = int(crop_size)
             self.crop_scale = float(self.h5.attrs.get("crop_scale", 1.0))
+            stage = json.loads(self.h5.attrs["config"])
+            # The output is measured as the stage measured the identity: with its low-pass sigmas.
+            self.albedo_sigma, self.detail_sigma = float(stage["albedo_sigma"]), float(stage["detail_sigma"])
             self.sha256 = file_sha256(path)
             self.raster = uv_raster(int(self.h5.attrs["uv_size"]))
             self.detail, self.detail_weight = self._identity_detail(path, detail_source)
@@ -168,18 +164,15 @@ class Prior3DLoss(torch.nn.Module):
     """The weighted sum of the 3D losses on a batch of carrier outputs.
 
     Args:
-        frames: the fit's :class:`Prior3DFrames`.
+        frames: the fit's :class:`Prior3DFrames` (its sigmas and crop scale are the stage's).
         albedo_weight, shape_weight, detail_weight: the terms' weights (0: the term is not computed).
-        albedo_sigma, detail_sigma: the stage's low-pass sigmas (texels), so the output is measured as the
-            identity was.
     """
 
-    def __init__(self, frames: Prior3DFrames, albedo_weight: float, shape_weight: float, detail_weight: float,
-                 albedo_sigma: float, detail_sigma: float, crop_scale: float = 1.0) -> None:
+    def __init__(self, frames: Prior3DFrames, albedo_weight: float, shape_weight: float,
+                 detail_weight: float) -> None:
         super().__init__()
         self.frames = frames
         self.weights = {"albedo": albedo_weight, "shape": shape_weight, "detail": detail_weight}
-        self.albedo_sigma, self.detail_sigma, self.crop_scale = albedo_sigma, detail_sigma, crop_scale
         self._skin = torch.from_numpy(frames.raster.skin.astype(np.float32))
         self._network = None
 
@@ -196,40 +189,47 @@ class Prior3DLoss(torch.nn.Module):
         """The 3D loss of ``output`` ``(B, 3, side, side)`` in ``[0, 1]``, the carrier's output on ``window``
         of frames ``frames``; ``full`` ``(B, 3, size, size)`` is the whole target crop (needed by the shape
         term when the window is not the whole crop). Returns the loss and its terms for logging."""
-        raster, data = self.frames.raster, self.frames.batch(frames)
         device = output.device
-        scale = window.size / self.frames.crop_size
-        points = texel_points(data["vertices"].to(device), raster)
-        normals = texel_normals(data["vertices"].to(device), raster)
-        local = points[..., :2] * scale - torch.tensor([window.x, window.y], dtype=points.dtype, device=device)
-        inside = ((local >= 0) & (local < window.side)).all(dim=-1).to(output.dtype)
-        seen = data["visibility"].to(device) * inside
-        colours = unwrap(output, local, window.side)
         total = output.new_zeros(())
         logs: dict[str, float] = {}
-        if self.weights["detail"] > 0:
-            detail = appearance.detail(colours, seen, raster, self.detail_sigma)
-            weights = seen * self._skin.to(device) * self.frames.detail_weight.to(device)
-            term = tolerant_detail_distance(detail, self.frames.detail.to(device), weights, raster).mean()
-            total = total + self.weights["detail"] * term
-            logs["detail3d"] = float(term.detach())
-        if self.weights["albedo"] > 0:
-            weights = seen * self._skin.to(device)
-            albedo = appearance.albedo(colours, data["lighting"].to(device), normals, weights, raster,
-                                       self.albedo_sigma)
-            pooled = pool_albedo(albedo, weights, raster)
-            block = (torch.nn.functional.avg_pool2d(_to_maps(weights, raster), 8) > 0).to(output.dtype)
-            target = data["albedo"].to(device)
-            term = ((pooled - target).abs() * block).sum() / (3 * block.sum()).clamp_min(1)
-            total = total + self.weights["albedo"] * term
-            logs["albedo3d"] = float(term.detach())
+        if self.weights["detail"] > 0 or self.weights["albedo"] > 0:
+            total = total + self._uv_terms(output, frames, window, logs)
         if self.weights["shape"] > 0:
-            whole = output if full is None else _paste(full, output, window)
-            embedding = self.network(identity_chips(whole.clamp(0, 1), self.crop_scale))
+            whole = output if full is None else _paste(full.to(device), output, window)
+            embedding = self.network.to(device)(identity_chips(whole.clamp(0, 1), self.frames.crop_scale))
             term = (embedding - self.frames.embedding.to(device)).norm(dim=1).mean()
             total = total + self.weights["shape"] * term
             logs["shape3d"] = float(term.detach())
         return total, logs
+
+    def _uv_terms(self, output: Tensor, frames: list[int], window: Window, logs: dict[str, float]) -> Tensor:
+        """The weighted detail and albedo terms, on the output unwrapped on its frames' cached meshes."""
+        raster, data = self.frames.raster, self.frames.batch(frames)
+        device = output.device
+        vertices = data["vertices"].to(device)
+        scale = window.size / self.frames.crop_size
+        points = texel_points(vertices, raster)
+        local = points[..., :2] * scale - torch.tensor([window.x, window.y], dtype=points.dtype, device=device)
+        inside = ((local >= 0) & (local < window.side)).all(dim=-1).to(output.dtype)
+        seen = data["visibility"].to(device) * inside
+        skin = seen * self._skin.to(device)
+        colours = unwrap(output, local, window.side)
+        total = output.new_zeros(())
+        if self.weights["detail"] > 0:
+            detail = appearance.detail(colours, seen, raster, self.frames.detail_sigma)
+            weights = skin * self.frames.detail_weight.to(device)
+            term = tolerant_detail_distance(detail, self.frames.detail.to(device), weights, raster).mean()
+            total = total + self.weights["detail"] * term
+            logs["detail3d"] = float(term.detach())
+        if self.weights["albedo"] > 0:
+            albedo = appearance.albedo(colours, data["lighting"].to(device), texel_normals(vertices, raster), skin,
+                                       raster, self.frames.albedo_sigma)
+            pooled = pool_albedo(albedo, skin, raster)
+            block = (torch.nn.functional.avg_pool2d(texel_planes(skin[:, None], raster), 8) > 0).to(output.dtype)
+            term = ((pooled - data["albedo"].to(device)).abs() * block).sum() / (3 * block.sum()).clamp_min(1)
+            total = total + self.weights["albedo"] * term
+            logs["albedo3d"] = float(term.detach())
+        return total
 
 
 def _paste(full: Tensor, window_output: Tensor, window: Window) -> Tensor:

@@ -27,7 +27,7 @@ dataset                          shape, dtype      meaning
 ``target/visibility``            (N, U, U) u1      visibility x 255
 ``target/lighting``              (N, 9) f4         SH lighting of the luminance (mean shading 1)
 ``target/albedo``                (N, A, A, 3) f2   the albedo code: low-pass reflectance, pooled
-``target/detail``                (N, U, U) f2      detail code: high-pass log-luminance
+``target/detail``                (N, U, U) f2      detail code: high-pass log-brightness
 ``target/shape``                 (N, 468, 3) f4    shape code: pose-free vertices (canonical cm)
 ``target/embedding``             (N, 128) f4       identity embedding (dlib metric: < 0.6 same person)
 ``proxy/...``                    as ``target/``    the proxy's, on the target's geometry (no vertices,
@@ -272,7 +272,6 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
 
     import h5py
 
-    from nice_core.face.alignment import smooth_series
     from nice_core.io.atomic import temporary_sibling
     from nice_core.store import FaceStore
 
@@ -294,7 +293,7 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
             valid = store["has_face"][:]
             if not valid.any():
                 raise NoFaceError(f"{store_path} has no frame with a face")
-            vertices = _smoothed_vertices(store, valid, config.smooth_frames, smooth_series)
+            vertices = _smoothed_vertices(store, valid, config.smooth_frames)
             analyser = FrameAnalyser(config, store.crop_size, _crop_scale(store))
             picks = _aggregate_picks(valid, config.aggregate_frames)
             identity_stats = _identity_first(analyser, identity, config, store.crop_size)
@@ -346,8 +345,9 @@ def _crop_scale(store) -> float:
         return 1.0
 
 
-def _smoothed_vertices(store, valid: np.ndarray, sigma: float, smooth_series) -> np.ndarray:
+def _smoothed_vertices(store, valid: np.ndarray, sigma: float) -> np.ndarray:
     """``(N, 468, 3)`` crop-pixel vertices of every frame, smoothed over time like the crops are."""
+    from nice_core.face.alignment import smooth_series
     from nice_core.prior3d.uv import crop_vertices
 
     landmarks, transforms = store["landmarks"][:], store["transforms"][:]

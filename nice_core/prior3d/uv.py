@@ -35,6 +35,7 @@ __all__ = [
     "UVRaster",
     "crop_vertices",
     "texel_normals",
+    "texel_planes",
     "texel_points",
     "texel_visibility",
     "unwrap",
@@ -175,6 +176,15 @@ def crop_vertices(landmarks: np.ndarray, transform: np.ndarray) -> np.ndarray:
     scale = np.sqrt(abs(np.linalg.det(matrix[:, :2])))
     xy = points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     return np.concatenate([xy, points[:, 2:] * scale], axis=1).astype(np.float32)
+
+
+def texel_planes(values: Tensor, raster: UVRaster) -> Tensor:
+    """Per-texel values ``(B, C, T)`` -> ``(B, C, U, U)`` planes, 0 outside the layout; differentiable (the
+    torch counterpart of :meth:`UVRaster.to_map`, for blurs and pooling in the UV plane)."""
+    batch, channels, _ = values.shape
+    index = torch.from_numpy(raster.texels).to(values.device)
+    planes = torch.zeros(batch, channels, raster.size * raster.size, dtype=values.dtype, device=values.device)
+    return planes.index_copy(2, index, values).view(batch, channels, raster.size, raster.size)
 
 
 def texel_points(vertices: Tensor, raster: UVRaster) -> Tensor:
