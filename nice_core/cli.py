@@ -27,7 +27,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)
         else:
-            parser.add_argument(flag, dest=field.name, type=type(default), default=None, help=help_text)
+            kind = str if default is None else type(default)  # an optional path
+            parser.add_argument(flag, dest=field.name, type=kind, default=None, help=help_text)
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace, base: dict | None = None):

@@ -79,6 +79,14 @@ def identity_path(wildcards):
     return str(identity if identity is not None else spec(wildcards).target)  # None: a self-swap
 
 
+def prior3d_models(wildcards):
+    """The user's own model files of the prior3d deca backend (inputs, so a changed file reruns the stage)."""
+    prior = config["prior3d"]
+    if prior["backend"] != "deca":
+        return []
+    return [prior[key] for key in ("deca_model", "flame_model") if prior[key]]
+
+
 def proxy_of(name):
     given = VIDEOS[name].proxy
     return str(given) if given is not None else str(work(name).proxy)

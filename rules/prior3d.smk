@@ -8,6 +8,7 @@ rule prior3d:
         proxy=proxy_path,
         check=work("{video}").proxy_check,
         identity=identity_path,
+        models=prior3d_models,
     output:
         prior3d=work("{video}").prior3d,
     log:

@@ -200,3 +200,33 @@ def run_snakemake(workdir: Path, *extra: str, profile: str | None = None, timeou
     cmd += ["--profile", str(PROFILES / profile)] if profile else ["--cores", "2", "--keep-going"]
     return subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **env} if env else None)
+
+
+def write_deca_model(path: Path, seed: int = 0, legacy: bool = False, prefix: str = "") -> dict:
+    """A file in the format of DECA's ``deca_model.tar`` (``E_flame``, ``E_detail``, ``D_detail`` state dicts)
+    with random weights scaled so activations stay moderate (never DECA's licensed weights); returns it."""
+    import torch
+
+    from nice_core.prior3d.deca import DecaEncoders
+
+    generator = torch.Generator().manual_seed(seed)
+    checkpoint = {}
+    for name, module in DecaEncoders().named_children():
+        state = {}
+        for key, tensor in module.state_dict().items():
+            if key.endswith("num_batches_tracked"):
+                value = torch.zeros_like(tensor)
+            elif key.endswith("running_var"):
+                value = 0.5 + torch.rand(tensor.shape, generator=generator)
+            elif key.endswith(("running_mean", "bias")):
+                value = 0.1 * torch.randn(tensor.shape, generator=generator)
+            elif tensor.ndim == 1:  # batch-norm scale: small, so the residual stream stays bounded
+                value = 0.2 + 0.3 * torch.rand(tensor.shape, generator=generator)
+            else:
+                fan_in = tensor[0].numel()
+                value = torch.randn(tensor.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+            state[prefix + key] = value
+        checkpoint[name] = state
+    checkpoint["D_detail"] = {"layers.0.weight": torch.randn(4, 4, generator=generator)}
+    torch.save(checkpoint, path, _use_new_zipfile_serialization=not legacy)
+    return checkpoint

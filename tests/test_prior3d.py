@@ -320,3 +320,80 @@ def test_the_uv_detail_score_is_zero_for_the_target_and_high_for_the_clean_swap(
     assert proxy["uv_detail_gain"] == pytest.approx(1.0, abs=1e-3)  # the identity's detail is the proxy's
     assert clean["uv_detail_gain"] > 0.6 and clean["uv_detail_corr"] > 0.6
     assert detail_map_uri(clean["maps"]["detail"]).startswith("data:image/png;base64,")
+
+
+# -- the deca backend -------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_deca_backend_caches_decas_codes_and_its_losses_read_them(marked, tmp_path: Path) -> None:
+    """With a DECA file in DECA's format (random weights, written here): every frame's codes and crop box are
+    cached with the file's SHA-256, a changed file makes the cache stale, and the fit's terms recompute the
+    codes where the stage did (the target crop itself: albedo distance 0) with gradients into the pixels."""
+    import json
+
+    from nice_core.io.digest import file_sha256
+    from nice_core.prior3d.losses import Prior3DFrames, Prior3DLoss, Window
+    from nice_core.prior3d.stage import Prior3DConfig, build_prior3d, prior3d_current
+    from nice_core.store import FaceStore
+
+    from conftest import write_deca_model
+
+    root, store, _, _ = marked
+    model = tmp_path / "deca_model.tar"
+    write_deca_model(model, seed=1)
+    config = Prior3DConfig(backend="deca", deca_model=str(model), aggregate_frames=8)
+    proxy = root / "bench" / "proxy.mp4"
+    result = build_prior3d(store, tmp_path / "deca.h5", proxy=proxy, config=config, show_progress=False)
+    with h5py.File(result.path) as h5:
+        assert h5.attrs["backend"] == "deca" and h5.attrs["backend_version"] == "mesh-1+deca-1"
+        assert json.loads(h5.attrs["models"])["deca_model"]["sha256"] == file_sha256(model)
+        for source in ("target", "proxy"):
+            assert h5[f"{source}/deca/shape"].shape == (24, 100) and h5[f"{source}/deca/detail"].shape == (24, 128)
+            assert np.isfinite(h5[f"{source}/deca/tex"][()]).all()
+            assert h5[f"{source}/static/deca/detail"].shape == (128,)
+        boxes = h5["target/deca/box"][()]
+        assert (boxes[:, 2] > 0.5 * 128).all() and (boxes[:, 2] < 1.5 * 128).all()  # a face-sized box in the crop
+        # the proxy's codes are the proxy's (its pixels differ from the target's), on the target's box
+        apart = float(np.abs(h5["proxy/deca/tex"][()] - h5["target/deca/tex"][()]).mean())
+        assert apart > 0
+    assert prior3d_current(result.path, store, proxy, None, config)
+    frames = Prior3DFrames(result.path, 128, "proxy")
+    loss = Prior3DLoss(frames, 1.0, 1.0, 1.0)
+    with FaceStore.open(store) as faces:
+        crops = torch.from_numpy(faces["crops"][[3, 9]]).permute(0, 3, 1, 2).float().div(255)
+    pixels = crops.clone().requires_grad_(True)
+    value, logs = loss(pixels, [3, 9], Window(0, 0, 128, 128))
+    # (random weights make codes that vary little with the input: the bar is relative to the proxy's distance)
+    assert logs["albedo3d"] < 0.02 * apart and logs["detail3d"] > 0 and logs["shape3d"] > 0, (logs, apart)
+    value.backward()
+    assert pixels.grad.abs().sum() > 0
+    # the window's output pasted into the whole crop: the same terms
+    window = Window(32, 32, 64, 128)
+    _, windowed = loss(crops[:, :, 32:96, 32:96], [3, 9], window, crops)
+    assert windowed["albedo3d"] < 0.02 * apart
+    shifted = Window(0, 0, 128, 128)  # a crop moved by 6 px: DECA sees other pixels, the albedo code moves
+    _, moved = loss(torch.roll(crops, 6, dims=-1), [3, 9], shifted)
+    assert moved["albedo3d"] > 0.05 * apart, (moved, apart)
+    frames.close()
+    write_deca_model(model, seed=2)  # the user replaces the file: the cache is stale and the fit refuses it
+    assert not prior3d_current(result.path, store, proxy, None, config)
+    from nice_core.errors import InputError
+
+    with pytest.raises(InputError, match="changed since"):
+        Prior3DFrames(result.path, 128, "proxy")
+
+
+@pytest.mark.slow
+def test_the_deca_backend_says_which_file_it_lacks(marked, tmp_path: Path) -> None:
+    _, store, _, _ = marked
+
+    def prior3d(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "nice_core", "prior3d", "--store", str(store),
+                               "-o", str(tmp_path / "p.h5"), "--backend", "deca", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    done = prior3d()
+    assert done.returncode != 0 and "needs deca_model" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    missing = tmp_path / "models" / "deca_model.tar"
+    done = prior3d("--deca-model", str(missing))
+    assert done.returncode != 0 and f"DECA model not found: {missing}" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.h5").exists()

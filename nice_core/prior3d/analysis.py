@@ -1,9 +1,10 @@
-"""One batch of face crops through the ``mesh`` backend, and the static statistics of a source's frames.
+"""One batch of face crops through the 3D prior's backend, and the static statistics of a source's frames.
 
 :class:`FrameAnalyser` turns ``(B, S, S, 3)`` crops and their ``(B, 468, 3)`` crop-pixel vertices into
-everything the stage stores per frame (see :mod:`nice_core.prior3d.stage`); :class:`SourceStats` collects
-the frames a source's static statistics are taken over. :func:`identity_chips` cuts the identity network's
-input from crops.
+everything the stage stores per frame (see :mod:`nice_core.prior3d.stage`): the ``mesh`` backend's UV maps,
+lighting, shape and identity embedding, and with the ``deca`` backend also DECA's codes
+(:mod:`nice_core.prior3d.deca`). :class:`SourceStats` collects the frames a source's static statistics are
+taken over. :func:`identity_chips` cuts the identity network's input from crops.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from nice_core.prior3d.uv import (
     uv_raster,
 )
 
-__all__ = ["CHIP_BOX", "FrameAnalyser", "SourceStats", "identity_chips", "pool_albedo"]
+__all__ = ["CHIP_BOX", "DECA_STATIC", "FrameAnalyser", "SourceStats", "deca_codes", "identity_chips", "pool_albedo"]
+
+#: DECA's codes whose median over a source's frames is kept as its static statistics.
+DECA_STATIC = ("shape", "tex", "detail")
 
 #: Where dlib's 150 px face chip (its 5-point alignment, padding 0.25) lies in the tracker's FFHQ-aligned
 #: crop at ``face.crop_scale`` 1: centre x, centre y and side, as fractions of the crop side. Measured on 21
@@ -61,11 +65,21 @@ def pool_albedo(albedo: Tensor, weights: Tensor, raster: UVRaster) -> Tensor:
     return pooled[:, :3] / pooled[:, 3:].clamp_min(1e-6)
 
 
+def deca_codes(encoders, images: Tensor, vertices: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """DECA's codes of ``(B, 3, S, S)`` crops in ``[0, 1]`` whose faces have ``(B, 468, 2+)`` vertices in the
+    crops' pixels, and the ``(B, 3)`` boxes DECA saw (differentiable in ``images``)."""
+    from nice_core.prior3d.deca import crop_boxes, cut_crops
+
+    boxes = crop_boxes(vertices)
+    return encoders(cut_crops(images, boxes)), boxes
+
+
 class FrameAnalyser:
-    """The ``mesh`` backend's per-frame analysis (see :mod:`nice_core.prior3d.stage` for what it yields).
+    """The backend's per-frame analysis (see :mod:`nice_core.prior3d.stage` for what it yields).
 
     Args:
-        config: a :class:`~nice_core.prior3d.stage.Prior3DConfig`.
+        config: a :class:`~nice_core.prior3d.stage.Prior3DConfig`; with backend ``deca`` its model files are
+            read here (a missing or malformed one fails before any frame is analysed).
         crop_size: the side of the crops (and of the vertices' pixel frame).
         crop_scale: the tracker's ``face.crop_scale`` (for :func:`identity_chips`).
     """
@@ -77,13 +91,25 @@ class FrameAnalyser:
         self.raster = uv_raster(config.uv_size)
         self._skin = torch.from_numpy(self.raster.skin.astype(np.float32))
         self._network = None
+        self.deca = None
+        if config.backend == "deca":
+            from nice_core.prior3d.deca import load_deca_encoders, read_flame_model
+
+            self.deca = load_deca_encoders(config.deca_model)
+            if config.flame_model:
+                read_flame_model(config.flame_model)  # checked now; the fit's shape loss reads it
 
     def model_files(self) -> dict[str, Path]:
         """The model files this backend reads (their SHA-256 go into the stage's attributes)."""
         from nice_core.prior3d.dlib_resnet import default_weights_path
         from nice_core.prior3d.topology import mesh_file
 
-        return {"canonical_mesh": mesh_file(), "identity_network": default_weights_path()}
+        files = {"canonical_mesh": mesh_file(), "identity_network": default_weights_path()}
+        if self.config.backend == "deca":
+            files["deca_model"] = Path(self.config.deca_model)
+            if self.config.flame_model:
+                files["flame_model"] = Path(self.config.flame_model)
+        return files
 
     @property
     def network(self):
@@ -98,7 +124,8 @@ class FrameAnalyser:
         """Per frame of ``(B, S, S, 3)`` ``uint8`` crops with ``(B, 468, 3)`` vertices: ``visibility_map``
         ``(B, U, U)`` in ``[0, 1]``, ``lighting`` ``(B, 9)``, ``albedo_code`` ``(B, A, A, 3)``, ``detail_map``
         ``(B, U, U)``, ``shape`` ``(B, 468, 3)``, ``embedding`` ``(B, 128)``, ``vertices``, and the flat
-        ``detail``, ``albedo`` ``(B, 3, T)`` and ``weight`` (visibility on the skin) for statistics."""
+        ``detail``, ``albedo`` ``(B, 3, T)`` and ``weight`` (visibility on the skin) for statistics; with
+        backend ``deca`` also ``deca`` (its codes, name -> ``(B, k)``) and ``deca_box`` ``(B, 3)``."""
         images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
         verts = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
         cfg, raster = self.config, self.raster
@@ -111,7 +138,11 @@ class FrameAnalyser:
         albedo = appearance.albedo(colours, lighting, normals, weight, raster, cfg.albedo_sigma)
         detail = appearance.detail(colours, visibility, raster, cfg.detail_sigma)
         embedding = self.network(identity_chips(images, self.crop_scale))
-        return {
+        extra = {}
+        if self.deca is not None:
+            codes, boxes = deca_codes(self.deca, images, verts)
+            extra = {"deca": {name: code.numpy() for name, code in codes.items()}, "deca_box": boxes.numpy()}
+        return extra | {
             "vertices": verts.numpy(),
             "visibility_map": raster.to_map(visibility),
             "lighting": lighting.numpy(),
@@ -136,6 +167,7 @@ class SourceStats:
     weights: list[np.ndarray] = field(default_factory=list)
     embeddings: list[np.ndarray] = field(default_factory=list)
     shapes: list[np.ndarray] = field(default_factory=list)
+    deca: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def add(self, frame: int, out: dict[str, np.ndarray], k: int, shape: bool) -> None:
         """Frame ``frame``, row ``k`` of an :meth:`FrameAnalyser.analyse` result."""
@@ -146,6 +178,8 @@ class SourceStats:
         self.embeddings.append(out["embedding"][k])
         if shape:
             self.shapes.append(out["shape"][k])
+        if "deca" in out:
+            self.deca.append({name: out["deca"][name][k] for name in DECA_STATIC})
 
     def static_maps(self, raster: UVRaster) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(detail (U, U), albedo (U, U, 3), weight (U, U))``: weighted medians over the frames."""
@@ -157,3 +191,10 @@ class SourceStats:
 
     def mean_embedding(self) -> np.ndarray:
         return np.mean(np.stack(self.embeddings), axis=0).astype(np.float32)
+
+    def deca_medians(self) -> dict[str, np.ndarray]:
+        """The median of each of :data:`DECA_STATIC`'s codes over the frames (``{}`` without DECA codes)."""
+        if not self.deca:
+            return {}
+        return {name: np.median(np.stack([codes[name] for codes in self.deca]), axis=0).astype(np.float32)
+                for name in DECA_STATIC}

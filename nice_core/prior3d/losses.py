@@ -8,6 +8,11 @@
 * ``L_detail(Xo, Xid)``: the output's UV detail against the identity's static detail, tolerant of a texel of
   misalignment (:func:`tolerant_detail_distance`).
 
+With a prior of backend ``deca`` the three terms are the paper's: distances between DECA's codes
+(:mod:`~nice_core.prior3d.deca`) of the output and the cached codes: the albedo (``tex``) code against the
+target frame's, the shape code (or, with FLAME, its neutral mesh, in mm) and the detail code against the
+identity's static ones (:class:`DecaTerms`).
+
 Nothing is re-detected during the fit: per frame the mesh vertices (hence the UV unwrap), visibility and
 lighting come from ``prior3d.h5`` (:class:`Prior3DFrames`), and the identity's statistics from its
 ``static`` groups. The carrier trains on windows of its crops (``patch``); texels outside the window count
@@ -29,7 +34,8 @@ from nice_core.prior3d import DETAIL_SOURCES, appearance
 from nice_core.prior3d.analysis import identity_chips, pool_albedo
 from nice_core.prior3d.uv import UVRaster, texel_normals, texel_planes, texel_points, unwrap, uv_raster
 
-__all__ = ["DETAIL_SOURCES", "Prior3DFrames", "Prior3DLoss", "Window", "tolerant_detail_distance"]
+__all__ = ["DETAIL_SOURCES", "DecaTerms", "Prior3DFrames", "Prior3DLoss", "Window", "deca_distances",
+           "tolerant_detail_distance"]
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,18 @@ class Prior3DFrames:
             # The output is measured as the stage measured the identity: with its low-pass sigmas.
             self.albedo_sigma, self.detail_sigma = float(stage["albedo_sigma"]), float(stage["detail_sigma"])
             self.sha256 = file_sha256(path)
+            self.backend = str(self.h5.attrs.get("backend", "mesh"))
+            self.models = json.loads(self.h5.attrs["models"])
             self.raster = uv_raster(int(self.h5.attrs["uv_size"]))
             self.detail, self.detail_weight = self._identity_detail(path, detail_source)
             self.embedding = torch.from_numpy(self._identity_embedding())
             target = self.h5["target"]
             self._vertices, self._lighting, self._albedo = target["vertices"], target["lighting"], target["albedo"]
             self._visibility = target["visibility"]
+            if self.backend == "deca":
+                self._check_deca_models(path)
+                self.deca_identity = self._deca_identity(path, detail_source)
+                self._deca_tex, self._deca_box = target["deca"]["tex"], target["deca"]["box"]
         except BaseException:
             self.h5.close()
             raise
@@ -132,6 +144,37 @@ class Prior3DFrames:
         total = weights.sum(axis=0)
         mean = (values * weights).sum(axis=0) / np.maximum(total, 1e-6)
         return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy((total > 0).astype(np.float32))
+
+    def _check_deca_models(self, path) -> None:
+        """The DECA (and FLAME) files the prior was made with must still be there, unchanged."""
+        from nice_core.io.digest import file_sha256
+
+        for name in ("deca_model", "flame_model"):
+            model = self.models.get(name)
+            if model is None:
+                continue
+            file = Path(model["path"])
+            if not file.is_file():
+                raise InputError(f"{path} was made with {name} {file}, which is gone")
+            if file_sha256(file) != model["sha256"]:
+                raise InputError(f"{file} changed since {path} was made (rerun `nice-core prior3d`)")
+
+    def _deca_identity(self, path, source: str) -> dict[str, Tensor]:
+        """The identity's static DECA ``shape`` and ``detail`` codes from the chosen source(s) (their mean
+        for ``both``; a self-swap's identity is the proxy's)."""
+        wanted = ("proxy", "identity") if source == "both" else (source,)
+        found = [self.h5[s]["static"]["deca"] for s in wanted if s in self.h5 and "deca" in self.h5[s]["static"]]
+        if not found and source == "identity" and "proxy" in self.h5:
+            found = [self.h5["proxy"]["static"]["deca"]]
+        if not found:
+            raise InputError(f"{path} has no {source} DECA codes (run `nice-core prior3d` with --proxy)")
+        return {name: torch.from_numpy(np.mean([g[name][()] for g in found], axis=0).astype(np.float32))
+                for name in ("shape", "detail")}
+
+    def deca_batch(self, frames: list[int]) -> dict[str, Tensor]:
+        """Frames' target albedo codes ``tex`` ``(B, 50)`` and DECA crop boxes ``box`` ``(B, 3)``."""
+        return {"tex": torch.from_numpy(np.stack([self._deca_tex[int(i)] for i in frames])),
+                "box": torch.from_numpy(np.stack([self._deca_box[int(i)] for i in frames]))}
 
     def _identity_embedding(self) -> np.ndarray:
         for source in ("identity", "proxy"):
@@ -175,6 +218,7 @@ class Prior3DLoss(torch.nn.Module):
         self.weights = {"albedo": albedo_weight, "shape": shape_weight, "detail": detail_weight}
         self._skin = torch.from_numpy(frames.raster.skin.astype(np.float32))
         self._network = None
+        self.deca = DecaTerms(frames) if frames.backend == "deca" else None
 
     @property
     def network(self):
@@ -192,6 +236,14 @@ class Prior3DLoss(torch.nn.Module):
         device = output.device
         total = output.new_zeros(())
         logs: dict[str, float] = {}
+        if self.deca is not None:
+            whole = output if full is None else _paste(full.to(device), output, window)
+            terms = self.deca(whole, frames, window.size / self.frames.crop_size)
+            for name, term in terms.items():
+                if self.weights[name] > 0:
+                    total = total + self.weights[name] * term
+                    logs[f"{name}3d"] = float(term.detach())
+            return total, logs
         if self.weights["detail"] > 0 or self.weights["albedo"] > 0:
             total = total + self._uv_terms(output, frames, window, logs)
         if self.weights["shape"] > 0:
@@ -230,6 +282,52 @@ class Prior3DLoss(torch.nn.Module):
             total = total + self.weights["albedo"] * term
             logs["albedo3d"] = float(term.detach())
         return total
+
+
+def deca_distances(codes: dict[str, Tensor], target_tex: Tensor, identity: dict[str, Tensor],
+                   flame=None) -> dict[str, Tensor]:
+    """The ``deca`` backend's three terms ``(B,)`` from the output's DECA codes: ``albedo``, the mean absolute
+    difference of ``tex`` codes to the target frames' ``target_tex`` ``(B, 50)``; ``shape``, of ``shape``
+    codes to the identity's ``(100,)`` (with a :class:`~nice_core.prior3d.deca.FlameModel`: the mean distance
+    between the two neutral FLAME meshes' vertices, in mm); ``detail``, of ``detail`` codes to the
+    identity's ``(128,)``."""
+    if flame is not None:
+        meshes = flame.neutral_vertices(torch.cat([codes["shape"], identity["shape"][None]]))
+        shape = (meshes[:-1] - meshes[-1:]).norm(dim=-1).mean(dim=-1) * 1000.0
+    else:
+        shape = (codes["shape"] - identity["shape"]).abs().mean(dim=-1)
+    return {"albedo": (codes["tex"] - target_tex).abs().mean(dim=-1), "shape": shape,
+            "detail": (codes["detail"] - identity["detail"]).abs().mean(dim=-1)}
+
+
+class DecaTerms(torch.nn.Module):
+    """The ``deca`` backend's terms on whole carrier outputs: DECA's encoders (read from the file the prior
+    was made with) run on each output's cached DECA crop box; :func:`deca_distances` compares the codes.
+
+    ``forward(whole, frames, scale)``: ``(B, 3, S, S)`` outputs in ``[0, 1]`` (the target crop with the output
+    pasted in), their frame numbers, and ``S`` over the store's crop side -> the batch means of
+    ``albedo``, ``shape`` and ``detail``.
+    """
+
+    def __init__(self, frames: Prior3DFrames) -> None:
+        super().__init__()
+        from nice_core.prior3d.deca import load_deca_encoders, read_flame_model
+
+        self.frames = frames
+        self.encoders = load_deca_encoders(frames.models["deca_model"]["path"])
+        flame = frames.models.get("flame_model")
+        self.flame = read_flame_model(flame["path"]) if flame else None
+
+    def forward(self, whole: Tensor, frames: list[int], scale: float) -> dict[str, Tensor]:
+        from nice_core.prior3d.deca import cut_crops
+
+        device = whole.device
+        cached = self.frames.deca_batch(frames)
+        boxes = cached["box"].to(device) * scale
+        codes = self.encoders.to(device)(cut_crops(whole.clamp(0, 1), boxes))
+        identity = {name: code.to(device) for name, code in self.frames.deca_identity.items()}
+        terms = deca_distances(codes, cached["tex"].to(device), identity, self.flame)
+        return {name: term.mean() for name, term in terms.items()}
 
 
 def _paste(full: Tensor, window_output: Tensor, window: Window) -> Tensor:

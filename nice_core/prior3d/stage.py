@@ -4,7 +4,9 @@ the identity's static statistics, cached in ``prior3d.h5`` for the carrier's 3D 
 Backend ``mesh`` (the default, offline from what ships in installed packages): the tracked 468-point mesh
 with mediapipe's canonical UV layout (:mod:`~nice_core.prior3d.uv`), SH lighting, albedo and detail in UV
 (:mod:`~nice_core.prior3d.appearance`), Procrustes shape codes (:mod:`~nice_core.prior3d.shape`) and dlib's
-identity network ported to torch (:mod:`~nice_core.prior3d.dlib_resnet`).
+identity network ported to torch (:mod:`~nice_core.prior3d.dlib_resnet`). Backend ``deca`` adds, from the
+user's own ``deca_model.tar`` (:mod:`~nice_core.prior3d.deca`), DECA's codes of every frame: the 3D losses
+then compare those, as the paper does; the UV maps are still written (the report and the detail score).
 
 Three sources are analysed, each streamed a frame at a time (never the clip in memory):
 
@@ -38,6 +40,11 @@ dataset                          shape, dtype      meaning
 ``<source>/static/embedding``    (128,) f4         mean embedding (unit frames' mean)
 ``<source>/static/shape``        (468, 3) f4       median shape code (target and identity only)
 ``<source>/static/frames``       (K,) i4           the frames the statistics came from
+``<source>/deca/<code>``         (N, k) f4         backend ``deca``: DECA's ``shape`` (100), ``tex``
+                                                   (50), ``exp`` (50), ``pose`` (6), ``cam`` (3),
+                                                   ``light`` (27) and ``detail`` (128) codes
+``<source>/deca/box``            (N, 3) f4         the crop DECA saw: centre x, y and side (crop px)
+``<source>/static/deca/<code>``  (k,) f4           median ``shape``, ``tex``, ``detail`` codes
 ===============================  ================  ===============================================
 
 Attributes: ``schema_version``, ``backend``, ``backend_version``, ``nice_core_version``, ``config`` (JSON),
@@ -64,8 +71,8 @@ from nice_core.progress import progress
 __all__ = ["BACKENDS", "Prior3DConfig", "Prior3DResult", "build_prior3d", "open_prior3d", "prior3d_current"]
 
 SCHEMA_VERSION = 1
-BACKENDS = ("mesh",)
-BACKEND_VERSION = "mesh-1"
+BACKENDS = ("mesh", "deca")
+BACKEND_VERSIONS = {"mesh": "mesh-1", "deca": "mesh-1+deca-1"}
 #: Frames analysed together (one torch batch).
 BATCH = 16
 
@@ -82,10 +89,14 @@ class Prior3DConfig:
     aggregate_frames: int = default("prior3d.aggregate_frames")
     identity_frames: int = default("prior3d.identity_frames")
     min_identity_face: int = default("prior3d.min_identity_face")
+    deca_model: str | None = default("prior3d.deca_model")
+    flame_model: str | None = default("prior3d.flame_model")
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"prior3d backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "deca" and not self.deca_model:
+            raise ValueError("prior3d backend deca needs deca_model: the path to your deca_model.tar")
         if self.uv_size % 8 or not 32 <= self.uv_size <= 512:
             raise ValueError(f"uv_size must be a multiple of 8 in [32, 512], got {self.uv_size}")
         if self.albedo_sigma <= 0 or self.detail_sigma <= 0 or self.smooth_frames < 0:
@@ -130,13 +141,16 @@ def prior3d_current(path: str | Path, store: str | Path, proxy: str | Path | Non
     run can reuse it."""
     try:
         with open_prior3d(path) as h5:
-            inputs = json.loads(h5.attrs["inputs"])
+            inputs, models = json.loads(h5.attrs["inputs"]), json.loads(h5.attrs["models"])
             same_config = json.loads(h5.attrs["config"]) == json.loads(json.dumps(asdict(config)))
-    except (InputError, OSError, KeyError, ValueError):
+        same_models = all(Path(m["path"]).is_file() and _digests({"m": Path(m["path"])})["m"]["sha256"] == m["sha256"]
+                          for m in models.values())
+    except (InputError, OSError, KeyError, ValueError, TypeError):
         return False
     wanted = _digests({"store": Path(store), "proxy": Path(proxy) if proxy else None,
                        "identity": Path(identity) if identity else None})
-    return same_config and {k: v["sha256"] for k, v in inputs.items()} == {k: v["sha256"] for k, v in wanted.items()}
+    same_inputs = {k: v["sha256"] for k, v in inputs.items()} == {k: v["sha256"] for k, v in wanted.items()}
+    return same_config and same_models and same_inputs
 
 
 def _digests(paths: dict[str, Path | None]) -> dict[str, dict]:
@@ -145,7 +159,7 @@ def _digests(paths: dict[str, Path | None]) -> dict[str, dict]:
     return {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in paths.items() if p is not None}
 
 
-def _per_frame(group, n: int, raster_size: int, with_geometry: bool) -> None:
+def _per_frame(group, n: int, raster_size: int, with_geometry: bool, deca: bool) -> None:
     """Create a source's per-frame datasets (one chunk per frame, lzf)."""
     u, a = raster_size, raster_size // 8
 
@@ -161,6 +175,12 @@ def _per_frame(group, n: int, raster_size: int, with_geometry: bool) -> None:
         make("vertices", (468, 3), "f4")
         make("lighting", (9,), "f4")
         make("shape", (468, 3), "f4")
+    if deca:
+        from nice_core.prior3d.deca import CODE_SIZES, DETAIL_SIZE
+
+        codes = group.create_group("deca")
+        for name, size in (CODE_SIZES | {"detail": DETAIL_SIZE, "box": 3}).items():
+            codes.create_dataset(name, shape=(n, size), dtype="f4", chunks=(min(n, 256), size))
 
 
 def _write_static(group, stats: SourceStats, analyser: FrameAnalyser) -> None:
@@ -173,6 +193,8 @@ def _write_static(group, stats: SourceStats, analyser: FrameAnalyser) -> None:
     if stats.shapes:
         static.create_dataset("shape", data=np.median(np.stack(stats.shapes), axis=0).astype(np.float32))
     static.create_dataset("frames", data=np.asarray(stats.frames, np.int32))
+    for name, code in stats.deca_medians().items():
+        static.create_dataset(f"deca/{name}", data=code)
 
 
 def _aggregate_picks(valid: np.ndarray, count: int) -> set[int]:
@@ -187,7 +209,7 @@ def _analyse_target(store, h5, analyser: FrameAnalyser, vertices: np.ndarray, va
                     picks: set[int], show: bool) -> SourceStats:
     group = h5.create_group("target")
     n = store.n_frames
-    _per_frame(group, n, analyser.raster.size, with_geometry=True)
+    _per_frame(group, n, analyser.raster.size, with_geometry=True, deca=analyser.deca is not None)
     group["valid"][:] = valid
     stats = SourceStats()
     indices = np.flatnonzero(valid)
@@ -212,6 +234,10 @@ def _store_frame(group, index: int, out: dict, k: int, geometry: bool) -> None:
         group["vertices"][index] = out["vertices"][k]
         group["lighting"][index] = out["lighting"][k]
         group["shape"][index] = out["shape"][k]
+    if "deca" in out:
+        for name, code in out["deca"].items():
+            group["deca"][name][index] = code[k]
+        group["deca"]["box"][index] = out["deca_box"][k]
 
 
 def _analyse_proxy(store, h5, analyser: FrameAnalyser, proxy: Path, check, vertices: np.ndarray,
@@ -222,7 +248,7 @@ def _analyse_proxy(store, h5, analyser: FrameAnalyser, proxy: Path, check, verti
 
     group = h5.create_group("proxy")
     n, size = store.n_frames, store.crop_size
-    _per_frame(group, n, analyser.raster.size, with_geometry=False)
+    _per_frame(group, n, analyser.raster.size, with_geometry=False, deca=analyser.deca is not None)
     transforms = store["transforms"][:]
     stats = SourceStats()
     seen = np.zeros(n, bool)
@@ -363,10 +389,10 @@ def _write_header(h5, analyser: FrameAnalyser, config: Prior3DConfig, store_path
                   identity: Path | None) -> None:
     from nice_core import __version__
 
-    h5.attrs.update(schema_version=SCHEMA_VERSION, backend=config.backend, backend_version=BACKEND_VERSION,
-                    nice_core_version=__version__, config=json.dumps(asdict(config)),
-                    crop_size=analyser.crop_size, crop_scale=analyser.crop_scale,
-                    uv_size=analyser.raster.size)
+    h5.attrs.update(schema_version=SCHEMA_VERSION, backend=config.backend,
+                    backend_version=BACKEND_VERSIONS[config.backend], nice_core_version=__version__,
+                    config=json.dumps(asdict(config)), crop_size=analyser.crop_size,
+                    crop_scale=analyser.crop_scale, uv_size=analyser.raster.size)
     h5.attrs["inputs"] = json.dumps(_digests({"store": store_path, "proxy": proxy, "identity": identity}))
     h5.attrs["models"] = json.dumps(_digests(analyser.model_files()))
     uv = h5.create_group("uv")
