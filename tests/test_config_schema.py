@@ -54,6 +54,7 @@ def test_the_repository_config_is_valid_and_defaults_fill_in():
     ({"carrier": {"fit": {"stpes": 10}}}, "carrier.fit.stpes: unknown key; did you mean steps?"),
     ({"videos": {"a": {"targt": "a.mp4"}}}, "videos.a.targt: unknown key; did you mean target?"),
     ({"face": {"min_detection_confidence": 1.5}}, "face.min_detection_confidence: 1.5 is greater than"),
+    ({"prior3d": {"backend": "deca"}}, "prior3d: 'deca_model' is a required property"),
 ])
 def test_a_bad_setting_gets_one_line_naming_its_path(config, message):
     with pytest.raises(cfg.ConfigError) as err:
@@ -84,6 +85,8 @@ def _changed(section: str) -> dict:
                         "smooth_sigma_s": 0.0, "mask_feather": 0.1, "detect_hands": False, "preview": False},
                "swap": {"blend": "seamless", "feather": 0.2, "color_transfer": False, "identity_frames": 3},
                "encode": {"codec": "libx265", "crf": 30, "preset": "fast", "visible_label": True},
+               "prior3d": {"backend": "deca", "deca_model": "/models/deca model.tar", "uv_size": 64,
+                           "flame_model": "/models/generic_model.pkl", "aggregate_frames": 16},
                "composite": {"paste": "replace", "swap_region": False}}
     return cfg.validate({section: changes[section]})
 
@@ -92,6 +95,7 @@ def _changed(section: str) -> dict:
     (["track", "v.mp4", "-o", "out"], "face", "nice_core.face:TrackConfig"),
     (["swap", "--identity", "i.mp4", "--target", "t.mp4", "-o", "p.mp4"], "swap", "nice_core.proxy.swap:SwapConfig"),
     (["track", "v.mp4", "-o", "out"], "encode", "nice_core.io:EncodeOptions"),
+    (["prior3d", "--store", "s.h5", "-o", "p.h5"], "prior3d", "nice_core.prior3d.stage:Prior3DConfig"),
 ])
 def test_stage_flags_reach_the_command_unchanged(command, section, cls_path):
     """The workflow's path from YAML to a job: the flags parse back into the same settings."""
@@ -164,3 +168,13 @@ def test_a_dry_run_of_the_default_workflow_imports_no_heavy_library(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "snakemake" in imported and "nice_core.config" in imported
     assert not imported & {"torch", "av", "h5py", "cv2", "mediapipe", "decord"}
+
+
+def test_the_command_line_starts_without_torch():
+    """Every job starts `nice-core`: building its parser (every stage's options) must not import torch (4 s
+    of a job's start on a 2-core machine), only the stages that run it do."""
+    code = ("import sys; from nice_core.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'mediapipe', 'cv2') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -59,50 +59,22 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from nice_core.config import default
 from nice_core.errors import InputError, NoFaceError, OutputError, is_disk_full
-from nice_core.prior3d.analysis import FrameAnalyser, SourceStats
+from nice_core.prior3d.config import BACKEND_VERSIONS, BACKENDS, Prior3DConfig
 from nice_core.progress import progress
+
+if TYPE_CHECKING:  # torch and the analysis load only when the stage runs (the CLI imports this module)
+    from nice_core.prior3d.analysis import FrameAnalyser, SourceStats
 
 __all__ = ["BACKENDS", "Prior3DConfig", "Prior3DResult", "build_prior3d", "open_prior3d", "prior3d_current"]
 
 SCHEMA_VERSION = 1
-BACKENDS = ("mesh", "deca")
-BACKEND_VERSIONS = {"mesh": "mesh-1", "deca": "mesh-1+deca-1"}
 #: Frames analysed together (one torch batch).
 BATCH = 16
-
-
-@dataclass(frozen=True)
-class Prior3DConfig:
-    """Settings of the 3D prior stage (``prior3d:`` in ``config.yaml``)."""
-
-    backend: str = default("prior3d.backend")
-    uv_size: int = default("prior3d.uv_size")
-    albedo_sigma: float = default("prior3d.albedo_sigma")
-    detail_sigma: float = default("prior3d.detail_sigma")
-    smooth_frames: float = default("prior3d.smooth_frames")
-    aggregate_frames: int = default("prior3d.aggregate_frames")
-    identity_frames: int = default("prior3d.identity_frames")
-    min_identity_face: int = default("prior3d.min_identity_face")
-    deca_model: str | None = default("prior3d.deca_model")
-    flame_model: str | None = default("prior3d.flame_model")
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"prior3d backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.backend == "deca" and not self.deca_model:
-            raise ValueError("prior3d backend deca needs deca_model: the path to your deca_model.tar")
-        if self.uv_size % 8 or not 32 <= self.uv_size <= 512:
-            raise ValueError(f"uv_size must be a multiple of 8 in [32, 512], got {self.uv_size}")
-        if self.albedo_sigma <= 0 or self.detail_sigma <= 0 or self.smooth_frames < 0:
-            raise ValueError("albedo_sigma and detail_sigma must be > 0, smooth_frames >= 0")
-        if self.aggregate_frames < 1 or self.identity_frames < 1:
-            raise ValueError("aggregate_frames and identity_frames must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -207,6 +179,8 @@ def _aggregate_picks(valid: np.ndarray, count: int) -> set[int]:
 
 def _analyse_target(store, h5, analyser: FrameAnalyser, vertices: np.ndarray, valid: np.ndarray,
                     picks: set[int], show: bool) -> SourceStats:
+    from nice_core.prior3d.analysis import SourceStats
+
     group = h5.create_group("target")
     n = store.n_frames
     _per_frame(group, n, analyser.raster.size, with_geometry=True, deca=analyser.deca is not None)
@@ -244,6 +218,7 @@ def _analyse_proxy(store, h5, analyser: FrameAnalyser, proxy: Path, check, verti
                    valid: np.ndarray, picks: set[int], show: bool) -> SourceStats:
     from nice_core.face.alignment import warp_crop
     from nice_core.io.reader import VideoReader
+    from nice_core.prior3d.analysis import SourceStats
     from nice_core.proxy.check import aligned_proxy_frames
 
     group = h5.create_group("proxy")
@@ -297,8 +272,10 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
     import time
 
     import h5py
+    import torch
 
     from nice_core.io.atomic import temporary_sibling
+    from nice_core.prior3d.analysis import FrameAnalyser
     from nice_core.store import FaceStore
 
     config = config or Prior3DConfig()
@@ -351,6 +328,7 @@ def _identity_first(analyser: FrameAnalyser, identity: Path | None, config: Prio
     face too small) fails at once."""
     if identity is None:
         return None
+    from nice_core.prior3d.analysis import SourceStats
     from nice_core.prior3d.identity_input import identity_crops
 
     stats = SourceStats()
