@@ -12,7 +12,7 @@ from nice_core.carrier.config import check_fit_overrides
 from nice_core.chain import WorkFiles
 from nice_core.config import stage_flags, validate
 from nice_core.errors import InputError, NiceError
-from nice_core.inputs.videos import workflow_videos
+from nice_core.inputs.videos import output_encoding, workflow_videos
 
 
 def check_external_swapper(config, videos):
@@ -170,6 +170,13 @@ def composite_extra(wildcards, output):
     if "sigma" in output.keys():
         words += ["--save-uncertainty", str(output.sigma)]
     return " ".join(map(shlex.quote, words))
+
+
+def composite_flags(wildcards):
+    """The composite stage's flags, with the encoding of this output (an FF++ pair's like FF++'s own)."""
+    spec = VIDEOS[OUTPUT_VIDEO[wildcards.outpath]]
+    encode = {"encode": output_encoding(spec, config["encode"])}
+    return f"{flags('composite')} {stage_flags(encode, 'encode')}"
 
 
 def evaluated_video(wildcards):

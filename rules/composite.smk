@@ -19,7 +19,7 @@ rule composite:
         runtime=res("composite", "runtime"),
     params:
         extra=composite_extra,
-        flags=flags("composite", "encode"),
+        flags=composite_flags,
     shell:
         "nice-core composite --target {input.target:q} --store {input.store:q} --carrier {input.carrier:q}"
         " --proxy {input.proxy:q} -o {output.video:q} {params.extra} {params.flags} > {log:q} 2>&1"

@@ -35,3 +35,18 @@ def test_names_must_be_unique_across_sources(short_clip, tmp_path):
     csv.write_text(f"name,target,proxy,identity\nv,{short_clip},{short_clip},\n")
     with pytest.raises(InputError, match="'v' is used twice"):
         workflow_videos({"videos": {"v": str(short_clip)}, "pairs_csv": str(csv)})
+
+
+def test_an_ffpp_pairs_output_is_encoded_like_ffpp_unless_the_user_says_otherwise():
+    from nice_core.inputs.videos import VideoSpec, output_encoding
+
+    encode = {"codec": "libx265", "crf": 18, "preset": "slow", "visible_label": False, "match_ffpp": True}
+    spec = VideoSpec("FaceSwap__c40__000_003", Path("t.mp4"), Path("p.mp4"), None, None, "FaceSwap",
+                     Path("o.mp4"), "c40")
+    assert output_encoding(spec, encode) == {**encode, "codec": "libx264", "crf": 40}
+    raw = VideoSpec("x", Path("t.mp4"), None, None, None, "m", Path("o.mp4"), "raw")
+    assert output_encoding(raw, encode)["crf"] == 0  # lossless, as FF++'s raw videos
+    assert output_encoding(spec, {**encode, "match_ffpp": False}) == {**encode, "match_ffpp": False}
+    plain = VideoSpec("y", Path("t.mp4"), None, None, None, "m", Path("o.mp4"))
+    assert output_encoding(plain, encode) == encode
+

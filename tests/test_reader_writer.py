@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from nice_core.errors import OutputError
-from nice_core.io import EncodeOptions, VideoReader, VideoWriter, extract_audio, probe_video
+from nice_core.io import (
+    EncodeOptions,
+    VideoReader,
+    VideoWriter,
+    describe_encoding,
+    extract_audio,
+    probe_video,
+    video_encoding,
+)
 from nice_core.provenance import synthetic_label
 
 from conftest import run_ffmpeg
@@ -85,6 +93,10 @@ def test_writer_codec_and_quality_are_options(tmp_path):
             for f in frames:
                 w.write(f)
         sizes[crf] = out.stat().st_size
+        encoding = video_encoding(out)  # what was written, read back from the stream and x264's settings
+        assert encoding["codec"] == "h264" and encoding["pix_fmt"] == "yuv420p" and encoding["fps"] == "25"
+        assert encoding["lossless"] == (crf == 0) and (crf == 0 or encoding["crf"] == crf)
+        assert describe_encoding(encoding) == ("h264 yuv420p lossless" if crf == 0 else f"h264 yuv420p CRF {crf}")
     assert sizes[0] > sizes[40]
     out = tmp_path / "mpeg4.mkv"
     with VideoWriter(out, 64, 48, Fraction(30000, 1001), encode=EncodeOptions(codec="mpeg4", crf=None,
@@ -93,6 +105,7 @@ def test_writer_codec_and_quality_are_options(tmp_path):
             w.write(f)
     probe = probe_video(out)
     assert probe.codec == "mpeg4" and probe.fps == Fraction(30000, 1001)
+    assert video_encoding(out)["encoder"] is None and video_encoding(out)["crf"] is None  # not x264: unknown
 
 
 def test_an_odd_frame_size_is_padded_to_even_yuv420p_and_said(tmp_path, capfd):

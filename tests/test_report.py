@@ -481,3 +481,21 @@ def test_every_error_line_the_cli_prints_is_found_in_a_log(tmp_path, capsys):
     (logs / "carrier" / "v.log").write_text(capsys.readouterr().err)
     [failure] = failures_from_logs(logs, ["v"])
     assert failure["message"] == "fit: argument --epochs: invalid int value: 'many'"
+
+
+def test_the_dataset_report_states_how_each_rows_videos_are_compressed(tmp_path):
+    """A detector must not tell refined from per-frame videos by their compression: the report says it."""
+    c23 = {"codec": "h264", "pix_fmt": "yuv420p", "crf": 23.0, "lossless": False}
+    evals = [make_eval("000_003", "FaceSwap", n=10), make_eval("010_000", "FaceSwap", n=10, seed=1)]
+    evals[0].update(encoding=c23, proxy_encoding=c23)
+    evals[1].update(encoding={**c23, "crf": 18.0}, proxy_encoding=c23)
+    table = aggregate(evals, [])
+    assert table.row("FaceSwap (proxy)").encoding_text() == "h264 yuv420p CRF 23"
+    assert table.row("FaceSwap + NICe").encoding_text() == "h264 yuv420p CRF 18 (1); h264 yuv420p CRF 23 (1)"
+    paths = write_dataset_report(table, tmp_path)
+    with paths["csv"].open(newline="") as f:
+        rows = {r["row"]: r for r in csv.DictReader(f)}
+    assert rows["FaceSwap (proxy)"]["encoding"] == "h264 yuv420p CRF 23"
+    assert json.loads(paths["json"].read_text())["rows"][-1]["encodings"] == {"h264 yuv420p CRF 18": 1,
+                                                                             "h264 yuv420p CRF 23": 1}
+    assert "CRF 18 (1); h264 yuv420p CRF 23 (1)" in paths["html"].read_text()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nice_core.io import video_encoding
 from nice_core.io.digest import file_sha256
 
 from conftest import run_ffmpeg, run_snakemake, write_workflow_config
@@ -175,8 +176,14 @@ def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     work = tmp_path / "results" / "work"
     assert sorted(p.name for p in work.iterdir()) == ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]
-    for method in ("FaceSwap", "Deepfakes"):  # the refined videos mirror FF++'s layout
+    for method in ("FaceSwap", "Deepfakes"):  # the refined videos mirror FF++'s layout and its c23 encoding
         refined = tmp_path / "results" / "refined_sequences" / f"{method}-NICe" / "c23" / "videos" / "000_003.mp4"
         assert refined.is_file(), refined
+        assert video_encoding(refined)["crf"] == 23.0  # config.yaml says crf 18: FF++'s level wins
     check = json.loads((work / "FaceSwap__c23__000_003" / "proxy_check.json").read_text())
     assert check["frame_offset"] == 0
+    # the report states how each row's videos are compressed (the proxies: the test clip's own CRF 18)
+    report = json.loads((tmp_path / "results" / "report" / "report.json").read_text())
+    rows = {row["label"]: row for row in report["rows"]}
+    assert rows["FaceSwap + NICe"]["encodings"] == {"h264 yuv420p CRF 23": 1}
+    assert rows["FaceSwap (proxy)"]["encodings"] == {"h264 yuv420p CRF 18": 1}

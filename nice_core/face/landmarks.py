@@ -90,6 +90,9 @@ class FaceMeshDetector:
                 static_image_mode=static_image_mode, max_num_faces=max_faces, refine_landmarks=True,
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=min_tracking_confidence)
+            # The graph opens its models on its own threads, which log after the constructor returns; one
+            # frame through it waits for them, so their notes fall inside the silenced stretch.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]:
         """Faces in an ``(H, W, 3)`` ``uint8`` RGB frame, each a ``(478, 3)`` ``float32`` pixel array."""
@@ -116,6 +119,7 @@ class HandDetector:
             self._hands = mp.solutions.hands.Hands(
                 static_image_mode=False, max_num_hands=max_hands, model_complexity=0,
                 min_detection_confidence=min_detection_confidence)
+            self._hands.process(np.zeros((64, 64, 3), np.uint8))  # see FaceMeshDetector
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]:
         """Hands in an RGB frame, each a ``(21, 2)`` ``float32`` array of pixel coordinates."""

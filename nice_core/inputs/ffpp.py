@@ -29,6 +29,8 @@ from nice_core.errors import InputError
 
 #: FaceForensics++ compression levels (folder names).
 COMPRESSIONS = ("raw", "c23", "c40")
+#: How FF++ encoded each level (H.264 with libx264, 4:2:0): its constant rate factor; 0 is lossless.
+FFPP_CRF = {"raw": 0, "c23": 23, "c40": 40}
 #: A name is used as a Snakemake wildcard and a folder name: letters, digits, ``.``, ``_`` and ``-``.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: A manipulated FF++ video is named ``<target>_<source>.mp4``.
@@ -269,3 +271,11 @@ def _refuse_missing_originals(pairs: list[VideoPair]) -> None:
     more = f"; and {len(missing) - _LIST_AT_MOST} more" if len(missing) > _LIST_AT_MOST else ""
     raise InputError(f"{len(missing)} original video(s) missing, needed by {users} of {len(pairs)} pairs: "
                      f"{shown}{more}")
+
+
+def ffpp_encoding(compression: str) -> dict[str, object]:
+    """The ``encode:`` settings that reproduce an FF++ compression level (``raw``, ``c23``, ``c40``): the
+    codec and CRF of FF++'s own videos of that level (their 4:2:0 pixel format is the writer's own)."""
+    if compression not in FFPP_CRF:
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+    return {"codec": "libx264", "crf": FFPP_CRF[compression]}

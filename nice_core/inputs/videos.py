@@ -29,6 +29,7 @@ class VideoSpec:
         reference: a clean ground-truth video for fidelity metrics (benchmarks), or ``None``.
         method: the swap method's name, for reports and the results layout.
         output_relpath: where the refined video goes, relative to the results' output root.
+        compression: the FF++ compression level (``raw``, ``c23``, ``c40``) of an FF++ pair, else ``None``.
     """
 
     name: str
@@ -38,6 +39,7 @@ class VideoSpec:
     reference: Path | None
     method: str
     output_relpath: Path
+    compression: str | None = None
 
     @property
     def generated_proxy(self) -> bool:
@@ -45,7 +47,8 @@ class VideoSpec:
 
 
 def _from_pair(pair: VideoPair) -> VideoSpec:
-    return VideoSpec(pair.name, pair.target, pair.proxy, pair.identity, None, pair.method, pair.output_relpath)
+    return VideoSpec(pair.name, pair.target, pair.proxy, pair.identity, None, pair.method, pair.output_relpath,
+                     pair.compression)
 
 
 def _resolve(base: Path, value: str | None) -> Path | None:
@@ -123,3 +126,15 @@ def workflow_videos(config: dict, base: str | Path = ".") -> dict[str, VideoSpec
     if not out:
         raise InputError("config.yaml names no videos (videos:, ffpp:, pairs_csv: or benchmarks:)")
     return out
+
+
+def output_encoding(spec: VideoSpec, encode: dict) -> dict:
+    """The ``encode:`` settings of ``spec``'s refined video: ``encode`` as configured, except that an FF++
+    pair's is encoded like the FF++ videos beside it while ``encode.match_ffpp`` holds
+    (:func:`~nice_core.inputs.ffpp.ffpp_encoding`)."""
+    settings = dict(encode)
+    if spec.compression is not None and settings.get("match_ffpp", True):
+        from nice_core.inputs.ffpp import ffpp_encoding
+
+        settings.update(ffpp_encoding(spec.compression))
+    return settings

@@ -8,6 +8,7 @@ is refused here with one clear :class:`~nice_core.errors.InputError` instead of 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -189,3 +190,44 @@ def probe_video(path: str | Path) -> VideoProbe:
             audio=audio,
             tags={str(k): str(v) for k, v in container.metadata.items()},
         )
+
+
+#: The settings line libx264 writes into the first picture's SEI ("x264 - core 165 - ... rc=crf ... crf=23.0").
+_X264_SETTINGS = re.compile(rb"x264 - core (\d+)[^\x00]*")
+
+
+def video_encoding(path: str | Path) -> dict[str, object]:
+    """How a video's picture is encoded: ``codec``, ``pix_fmt``, ``fps``, and for libx264 output the
+    ``encoder`` (``x264 core N``), its rate control ``rc`` and ``crf`` or ``qp`` (CQP 0 is lossless:
+    ``lossless``). Read from the stream and the encoder's settings line, so it states what was written,
+    not what was asked for. Missing facts are ``None``."""
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise InputError(f"no video stream in {path}")
+        stream = container.streams.video[0]
+        info: dict[str, object] = {"codec": stream.codec_context.name, "pix_fmt": stream.codec_context.pix_fmt,
+                                   "fps": str(stream.average_rate) if stream.average_rate else None,
+                                   "encoder": None, "rc": None, "crf": None, "qp": None, "lossless": None}
+        head = b"".join(bytes(packet) for _, packet in zip(range(2), container.demux(stream)))
+    match = _X264_SETTINGS.search(head)
+    if match is not None:
+        options = dict(word.split("=", 1) for word in match.group(0).decode("latin-1").split() if "=" in word)
+        info.update(encoder=f"x264 core {int(match.group(1))}", rc=options.get("rc"))
+        if options.get("crf") is not None:
+            info["crf"] = float(options["crf"])
+        if options.get("qp") is not None and options.get("rc") == "cqp":
+            info["qp"] = int(options["qp"])
+        info["lossless"] = info["rc"] == "cqp" and info["qp"] == 0
+    return info
+
+
+def describe_encoding(info: dict[str, object]) -> str:
+    """One short line for a report: ``h264 yuv420p CRF 23`` / ``h264 yuv420p lossless``."""
+    words = [str(info.get("codec")), str(info.get("pix_fmt"))]
+    if info.get("lossless"):
+        words.append("lossless")
+    elif info.get("crf") is not None:
+        words.append(f"CRF {float(info['crf']):g}")
+    elif info.get("qp") is not None:
+        words.append(f"QP {info['qp']}")
+    return " ".join(words)

@@ -19,7 +19,7 @@ from nice_core.errors import InputError
 from nice_core.face.identity import SAME_PERSON_DISTANCE, embedding_distance, face_embedding, reference_embedding
 from nice_core.face.landmarks import FaceMeshDetector, native_stderr_silenced
 from nice_core.face.subject import SubjectRule, SubjectTracker, reference_distance
-from nice_core.io import VideoProbe, VideoReader, probe_video
+from nice_core.io import VideoProbe, VideoReader, probe_video, video_encoding
 from nice_core.metrics.attributes import gaze_error_deg, landmark_nme, pose_error_deg
 from nice_core.metrics.image import (
     FINE_SIGMA_PX,
@@ -298,6 +298,8 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         "reference": None if reference is None else str(reference),
         "uncertainty": None if uncertainty is None else str(uncertainty),
         "frames": n, "fps": f"{target_probe.fps_num}/{target_probe.fps_den}",
+        # how the outputs are compressed: a detector must not tell refined from per-frame videos by it
+        "encoding": video_encoding(video), "proxy_encoding": None if proxy is None else video_encoding(proxy),
         **summaries["video"], "proxy_metrics": summaries.get("proxy"),
         "target_e_stab": summaries["target"]["e_stab"], "definitions": DEFINITIONS,
         **({"uv_detail": uv_detail} if uv_detail is not None else {}),

@@ -76,6 +76,7 @@ class DatasetRow:
         variant: ``"proxy"``, ``"nice"``, ``"video"`` or ``"original"``.
         videos: names of the videos in the row.
         stats: one :class:`Stat` per metric key.
+        encodings: how the row's videos are encoded (``describe_encoding`` lines) and how many videos each.
     """
 
     label: str
@@ -83,6 +84,13 @@ class DatasetRow:
     variant: str
     videos: tuple[str, ...]
     stats: dict[str, Stat]
+    encodings: tuple[tuple[str, int], ...] = ()
+
+    def encoding_text(self) -> str:
+        """``h264 yuv420p CRF 23`` or, mixed, ``h264 yuv420p CRF 23 (3); h264 yuv420p CRF 18 (1)``."""
+        if len(self.encodings) == 1:
+            return self.encodings[0][0]
+        return "; ".join(f"{label} ({count})" for label, count in self.encodings)
 
     @property
     def n_videos(self) -> int:
@@ -113,7 +121,7 @@ class DatasetTable:
             "metrics": list(self.metrics),
             "rows": [
                 {"label": r.label, "method": r.method, "variant": r.variant, "n_videos": r.n_videos,
-                 "videos": list(r.videos),
+                 "videos": list(r.videos), "encodings": dict(r.encodings),
                  "stats": {k: {"mean": s.mean, "std": s.std, "n": s.n} for k, s in r.stats.items()}}
                 for r in self.rows
             ],
@@ -121,6 +129,13 @@ class DatasetTable:
             "definitions": dict(self.definitions),
             "note": SYNTHETIC_NOTE,
         }
+
+
+def _count_encoding(encodings: dict, key: tuple[str, str], info: object) -> None:
+    if isinstance(info, Mapping):
+        from nice_core.io.probe import describe_encoding
+
+        encodings.setdefault(key, []).append(describe_encoding(info))
 
 
 def _row_label(method: str, variant: str) -> str:
@@ -147,6 +162,7 @@ def aggregate(eval_jsons: Sequence[Mapping], failures: Sequence[Mapping] = ()) -
         InputError: an eval JSON lacks a required field, or one video appears twice under one method.
     """
     groups: dict[tuple[str, str], list[tuple[str, Mapping]]] = {}
+    encodings: dict[tuple[str, str], list[str]] = {}
     seen: set[tuple[str, str]] = set()
     targets: dict[str, float | None] = {}
     definitions: dict[str, str] = {}
@@ -162,8 +178,11 @@ def aggregate(eval_jsons: Sequence[Mapping], failures: Sequence[Mapping] = ()) -
             groups.setdefault((method, "proxy"), []).append((name, proxy))
             groups.setdefault((method, "nice"), []).append((name, data["metrics"]))
             blocks.append(proxy)
+            _count_encoding(encodings, (method, "proxy"), data.get("proxy_encoding"))
+            _count_encoding(encodings, (method, "nice"), data.get("encoding"))
         else:
             groups.setdefault((method, "video"), []).append((name, data["metrics"]))
+            _count_encoding(encodings, (method, "video"), data.get("encoding"))
         blocks.append(data["metrics"])
         target = str(data.get("target") or name)
         if targets.get(target) is None:
@@ -183,8 +202,10 @@ def aggregate(eval_jsons: Sequence[Mapping], failures: Sequence[Mapping] = ()) -
             if not members:
                 continue
             stats = {key: Stat.of(block.get(key) for _, block in members) for key in metrics}
+            found = encodings.get((method, variant), [])
+            counted = tuple(sorted(((e, found.count(e)) for e in set(found)), key=lambda item: (-item[1], item[0])))
             rows.append(DatasetRow(_row_label(method, variant), method, variant,
-                                   tuple(name for name, _ in members), stats))
+                                   tuple(name for name, _ in members), stats, counted))
     return DatasetTable(tuple(rows), metrics, tuple(_check_failure(f) for f in failures), definitions)
 
 
@@ -262,14 +283,15 @@ def failures_from_logs(log_dir: str | Path, names: Iterable[str]) -> list[dict]:
 
 
 def csv_text(table: DatasetTable) -> str:
-    """The table as CSV: ``row, method, variant, n_videos``, then ``<metric>_mean, _std, _n`` per metric.
+    """The table as CSV: ``row, method, variant, n_videos``, then ``<metric>_mean, _std, _n`` per metric, then
+    ``encoding`` (how the row's videos are compressed, :meth:`DatasetRow.encoding_text`).
 
     Numbers are written in full precision; an empty field is a null.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["row", "method", "variant", "n_videos"]
-                    + [f"{key}_{part}" for key in table.metrics for part in ("mean", "std", "n")])
+                    + [f"{key}_{part}" for key in table.metrics for part in ("mean", "std", "n")] + ["encoding"])
     for row in table.rows:
         values: list[object] = [row.label, row.method or "", row.variant, row.n_videos]
         for key in table.metrics:
@@ -279,7 +301,7 @@ def csv_text(table: DatasetTable) -> str:
             else:
                 values += ["" if stat.mean is None else repr(stat.mean), "" if stat.std is None else repr(stat.std),
                            stat.n]
-        writer.writerow(values)
+        writer.writerow([*values, row.encoding_text()])
     return buffer.getvalue()
 
 
@@ -341,7 +363,8 @@ def html_text(table: DatasetTable, title: str = "NICe data-set report") -> str:
         previous_method = row.method or previous_method
         cells = [_cell(row.stats.get(k), decimals[k], row.n_videos, _compare(k, row, rows_by_key, decimals[k]))
                  for k in table.metrics]
-        rows.append({"label": row.label, "n_videos": row.n_videos, "cells": cells, "css": css})
+        rows.append({"label": row.label, "n_videos": row.n_videos, "cells": cells, "css": css,
+                     "encoding": row.encoding_text()})
     n_videos = len({(r.method, v) for r in table.rows if r.variant in ("nice", "video") for v in r.videos})
     return render("dataset.html.j2", title=title, n_videos=n_videos, failures=table.failures, rows=rows,
                   columns=[{"label": metric_info(k).label, "header": metric_info(k).header} for k in table.metrics],
