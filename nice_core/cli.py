@@ -752,9 +752,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
     from nice_core.io.lock import output_lock
+    from nice_core.io.threads import apply_thread_budget, thread_budget
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    threads = getattr(args, "threads", None) or thread_budget()
+    if threads is not None:
+        apply_thread_budget(threads)  # before torch, OpenCV or a codec starts its pool
     func: Callable[[argparse.Namespace, _Cleanup], int] = args.func
     cleanup = _Cleanup()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)

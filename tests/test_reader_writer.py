@@ -166,3 +166,32 @@ def test_extract_audio_copies_the_stream(short_clip, no_face_clip, tmp_path):
     assert audio_packets_md5(out) == audio_packets_md5(short_clip)
     assert extract_audio(no_face_clip, tmp_path / "none.mka") is None
     assert not (tmp_path / "none.mka").exists()
+
+
+def test_the_jobs_thread_budget_reaches_the_encoder_and_the_pools(tmp_path, monkeypatch):
+    """Snakemake's OMP_NUM_THREADS (or --threads) bounds x264 (which would take 1.5 threads per core of the
+    node), OpenCV's pool and torch's, not only torch's."""
+    import re
+    import subprocess
+    import sys
+
+    from nice_core.io.threads import thread_budget
+
+    frames = [np.full((256, 256, 3), 40 * i, np.uint8) for i in range(4)]
+
+    def x264_threads(out) -> str:
+        with VideoWriter(out, 256, 256, Fraction(25), encode=EncodeOptions(preset="veryfast"), label=LABEL) as w:
+            for f in frames:
+                w.write(f)
+        return re.search(rb" threads=(\w+)", out.read_bytes()).group(1).decode()
+
+    monkeypatch.delenv("NICE_CORE_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Snakemake sets for a rule of 1 thread
+    assert thread_budget() == 1
+    assert x264_threads(tmp_path / "one.mp4") == "1"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert thread_budget() is None and x264_threads(tmp_path / "auto.mp4") != "1"  # x264's own choice
+    code = ("import sys, cv2, torch; from nice_core.io.threads import apply_thread_budget; apply_thread_budget(1); "
+            "import os; print(cv2.getNumThreads(), torch.get_num_threads(), os.environ['OPENCV_FOR_THREADS_NUM'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["1", "1", "1"], done.stderr

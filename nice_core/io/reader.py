@@ -25,6 +25,7 @@ import numpy as np
 
 from nice_core.errors import InputError
 from nice_core.io.probe import VideoProbe, probe_video
+from nice_core.io.threads import thread_budget
 
 BACKENDS = ("pyav", "decord")
 
@@ -96,6 +97,7 @@ class _PyAVFrames:
         self._container = av.open(str(path))
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        num_threads = num_threads or thread_budget() or 0
         if num_threads:
             stream.codec_context.thread_count = num_threads
         self._stream = stream

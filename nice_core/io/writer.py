@@ -27,6 +27,7 @@ import numpy as np
 from nice_core.config import default
 from nice_core.errors import DISK_FULL, OutputError
 from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
+from nice_core.io.threads import thread_budget
 
 
 def ffmpeg_exe() -> str:
@@ -148,6 +149,8 @@ class VideoWriter:
                              s=f"{self.coded_width}x{self.coded_height}", framerate=str(Fraction(fps)))
         streams = [video.video]
         kwargs = encode.output_kwargs()
+        if (threads := thread_budget()) is not None:
+            kwargs.setdefault("threads", threads)  # x264 would take 1.5 threads per core of the node
         if audio_from is not None and _has_audio(Path(audio_from)):
             streams.append(ffmpeg.input(str(audio_from)).audio)
             kwargs["acodec"] = "copy"
