@@ -752,18 +752,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
     from nice_core.io.lock import output_lock
-    from nice_core.io.threads import apply_thread_budget, thread_budget
+    from nice_core.io.threads import thread_budget, thread_budget_applied
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    threads = getattr(args, "threads", None) or thread_budget()
-    if threads is not None:
-        apply_thread_budget(threads)  # before torch, OpenCV or a codec starts its pool
+    # Before torch, OpenCV or a codec starts its pool; undone on return (a command run in-process).
+    budget = thread_budget_applied(getattr(args, "threads", None) or thread_budget())
     func: Callable[[argparse.Namespace, _Cleanup], int] = args.func
     cleanup = _Cleanup()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with contextlib.ExitStack() as locks:
+        with budget, contextlib.ExitStack() as locks:
             for output in _guard_paths(args):
                 locks.enter_context(output_lock(output))
             return func(args, cleanup)

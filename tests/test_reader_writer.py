@@ -195,3 +195,21 @@ def test_the_jobs_thread_budget_reaches_the_encoder_and_the_pools(tmp_path, monk
             "import os; print(cv2.getNumThreads(), torch.get_num_threads(), os.environ['OPENCV_FOR_THREADS_NUM'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["1", "1", "1"], done.stderr
+
+
+def test_a_command_run_in_process_leaves_its_callers_thread_settings(tmp_path, monkeypatch):
+    """The budget is the command's: run in-process (a test, a notebook), it leaves the caller's environment
+    (which the processes it starts later inherit: `nproc` reads OMP_NUM_THREADS) and torch's pool alone."""
+    import os
+
+    import torch
+
+    from nice_core.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NICE_CORE_THREADS", raising=False)
+    before = torch.get_num_threads()
+    status = main(["prior3d", "--store", str(tmp_path / "none.h5"), "-o", str(tmp_path / "p.h5"), "--threads", "1"])
+    assert status != 0  # no such store: one line, and the budget is undone all the same
+    assert "OMP_NUM_THREADS" not in os.environ and "NICE_CORE_THREADS" not in os.environ
+    assert "OPENCV_FOR_THREADS_NUM" not in os.environ and torch.get_num_threads() == before

@@ -9,10 +9,12 @@ to all of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
-__all__ = ["BUDGET_VARIABLE", "apply_thread_budget", "thread_budget"]
+__all__ = ["BUDGET_VARIABLE", "apply_thread_budget", "thread_budget", "thread_budget_applied"]
 
 #: Where the budget lives for the rest of the process (and the processes it starts).
 BUDGET_VARIABLE = "NICE_CORE_THREADS"
@@ -45,3 +47,45 @@ def apply_thread_budget(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
     if "cv2" in sys.modules:
         sys.modules["cv2"].setNumThreads(threads)
+
+
+@contextlib.contextmanager
+def thread_budget_applied(threads: int | None) -> Iterator[None]:
+    """:func:`apply_thread_budget` for the duration of the block (``None``: nothing changes), then the
+    environment and the pools as they were: a command run in-process (tests, notebooks) leaves its caller's
+    settings, and the processes the caller starts afterwards, alone."""
+    if threads is None:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in (BUDGET_VARIABLE, *_POOL_VARIABLES)}
+    pools = {name: getter() for name, getter in _pool_getters().items()}
+    apply_thread_budget(threads)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        setters = _pool_setters()
+        for name, value in pools.items():
+            setters[name](value)
+
+
+def _pool_getters() -> dict:
+    getters = {}
+    if "torch" in sys.modules:
+        getters["torch"] = sys.modules["torch"].get_num_threads
+    if "cv2" in sys.modules:
+        getters["cv2"] = sys.modules["cv2"].getNumThreads
+    return getters
+
+
+def _pool_setters() -> dict:
+    setters = {}
+    if "torch" in sys.modules:
+        setters["torch"] = sys.modules["torch"].set_num_threads
+    if "cv2" in sys.modules:
+        setters["cv2"] = sys.modules["cv2"].setNumThreads
+    return setters
