@@ -142,14 +142,18 @@ def main() -> None:
     prepare_proxy_crops(store_path, bench / "proxy.mp4", check, force=True)
     print(f"proxy crops cached in {time.perf_counter() - t:.1f} s", flush=True)
 
-    with FaceStore.open(store_path) as store:
+    import h5py
+
+    from nice_core.carrier.data import default_proxy_crops
+
+    with FaceStore.open(store_path) as store, h5py.File(default_proxy_crops(store_path)) as cache:
         has_face = store["has_face"][:]
         transforms = store["transforms"][:]
         size = store.crop_size
         frames = np.flatnonzero(has_face)
         target = [store.crop(i) for i in frames]
         masks = [store["masks"][i] for i in frames]
-        proxy = [store[PROXY_CROPS][i] for i in frames]
+        proxy = [cache[PROXY_CROPS][i] for i in frames]
     clean_all = crops_of(bench / "clean.mp4", transforms, has_face, size)
     clean = [clean_all[i] for i in frames]
     ref = {"target": target, "proxy": proxy, "clean": clean, "masks": masks,

@@ -44,7 +44,7 @@ class WorkFiles:
 
     @property
     def store(self) -> Path:
-        """The face store (HDF5): landmarks, alignment, crops, masks, pose; later stages add groups."""
+        """The face store (HDF5): landmarks, alignment, crops, masks, pose; only the tracker writes it."""
         return self.root / "face.h5"
 
     @property
@@ -67,6 +67,12 @@ class WorkFiles:
         """The 3D prior (HDF5): per-frame UV geometry, lighting, albedo, detail, shape, identity embedding,
         and the identity's static statistics."""
         return self.root / "prior3d.h5"
+
+    @property
+    def proxy_crops(self) -> Path:
+        """The carrier's training cache (HDF5): the proxy's crops on the target's alignment, the swap region
+        (the composite's paste mask grows by it). Its own file: the tracking store is only read."""
+        return self.root / "proxy_crops.h5"
 
     @property
     def checkpoints(self) -> Path:
@@ -122,9 +128,9 @@ CHAIN: tuple[Stage, ...] = (
     Stage("prior3d", "prior3d", ("store", "proxy", "proxy_check", "identity"), ("prior3d",),
           "the 3D prior: UV unwrap, lighting, albedo, detail, shape and identity of the target, the proxy and the "
           "identity, for the carrier's 3D losses"),
-    Stage("carrier", "fit", ("store", "proxy", "proxy_check", "prior3d"), ("checkpoints", "carrier"),
+    Stage("carrier", "fit", ("store", "proxy", "proxy_check", "prior3d"), ("proxy_crops", "checkpoints", "carrier"),
           "fit the carrier: target crops to proxy crops (and the 3D losses), checkpointed every epoch"),
-    Stage("composite", "composite", ("target", "store", "carrier", "proxy"), ("refined",),
+    Stage("composite", "composite", ("target", "store", "proxy_crops", "carrier", "proxy"), ("refined",),
           "run the carrier on every crop and paste its change back into the target's frames"),
     Stage("evaluate", "eval", ("target", "refined", "proxy", "proxy_check", "store", "prior3d"), ("metrics",),
           "metrics of the refined video and of the proxy against the target (and a clean reference)"),

@@ -331,8 +331,9 @@ def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     check = _read_proxy_check(args.check) if args.check else None
     output = cleanup.track(Path(args.output))
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else WorkFiles(output.parent).checkpoints
+    crops = Path(args.proxy_crops) if args.proxy_crops else WorkFiles(output.parent).proxy_crops
     result = fit_carrier(args.store, args.proxy, config, checkpoints, check=check, prior3d=args.prior3d,
-                         restart=args.restart)
+                         proxy_crops=crops, restart=args.restart)
     tmp = temporary_sibling(output)
     shutil.copyfile(result.weights, tmp)
     tmp.replace(output)
@@ -343,6 +344,7 @@ def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
 def cmd_composite(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     from nice_core.carrier import load_carrier, read_checkpoint
     from nice_core.carrier.fit import resolve_device
+    from nice_core.chain import WorkFiles
     from nice_core.composite.render import composite_video
     from nice_core.io import EncodeOptions
 
@@ -355,9 +357,10 @@ def cmd_composite(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     sigma = cleanup.track(Path(args.save_uncertainty)) if args.save_uncertainty else None
     labels = {k: v for k, v in (("proxy", args.proxy), ("identity", args.identity)) if v}
+    crops = Path(args.proxy_crops) if args.proxy_crops else WorkFiles(Path(args.carrier).parent).proxy_crops
     result = composite_video(args.target, args.store, model, output, size=size, config=_composite_config(args),
                              encode=encode, uncertainty_output=sigma, label_inputs=labels,
-                             show_progress=not args.quiet)
+                             show_progress=not args.quiet, proxy_crops=crops)
     print(result.summary())
     return 0
 
@@ -559,6 +562,8 @@ def _add_fit_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--prior3d", help="the video's prior3d.h5 from `nice-core prior3d` (needed by the 3D losses)")
     fit.add_argument("-o", "--output", required=True, help="the fitted carrier (.safetensors)")
     fit.add_argument("--checkpoint-dir", help="per-epoch checkpoints (default: OUTPUT's folder/checkpoint)")
+    fit.add_argument("--proxy-crops", help="the proxy-crop cache to write or reuse (default: OUTPUT's folder/"
+                     "proxy_crops.h5); the store is only read")
     fit.add_argument("--restart", action="store_true", help="discard a checkpoint of another fit instead of refusing")
     fit.add_argument("--config", help="read defaults from the carrier: section of this YAML file")
     _add_fit_options(fit)
@@ -574,6 +579,8 @@ def _add_composite_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("-o", "--output", required=True, help="the refined video to write")
     comp.add_argument("--proxy", help="the proxy (hashed into the synthetic-media label)")
     comp.add_argument("--identity", help="the identity image (hashed into the label)")
+    comp.add_argument("--proxy-crops", help="the fit's proxy-crop cache, for the swap region (default: the "
+                      "carrier's folder/proxy_crops.h5)")
     comp.add_argument("--device", help="cpu (default), cuda[:N] or auto")
     comp.add_argument("--config", help="read defaults from the encode: section of this YAML file")
     comp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

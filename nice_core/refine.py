@@ -137,14 +137,15 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
             seconds["prior3d"] = time.perf_counter() - t
 
         t, stage = time.perf_counter(), "fitting"
-        fitted = fit_carrier(store_path, proxy, fit, files.checkpoints, check=check, prior3d=prior, log=log)
+        fitted = fit_carrier(store_path, proxy, fit, files.checkpoints, check=check, prior3d=prior,
+                             proxy_crops=files.proxy_crops, log=log)
         seconds["fitting"] = time.perf_counter() - t
 
         t, stage = time.perf_counter(), "compositing"
         labels = {"proxy": proxy, **({"identity": identity} if identity is not None else {})}
         result = composite_video(target, store_path, fitted.model, output, size=fit.size, config=composite,
                                  encode=encode, uncertainty_output=uncertainty_output, label_inputs=labels,
-                                 probe=probe, show_progress=show_progress)
+                                 probe=probe, show_progress=show_progress, proxy_crops=files.proxy_crops)
         seconds["compositing"] = time.perf_counter() - t
         finished = True
     except NiceError as err:

@@ -12,6 +12,7 @@ rule carrier:
         check=work("{video}").proxy_check,
         prior3d=work("{video}").prior3d,
     output:
+        proxy_crops=work("{video}").proxy_crops,
         carrier=work("{video}").carrier,
     log:
         LOGS / "carrier" / "{video}.log",
@@ -28,5 +29,6 @@ rule carrier:
         flags=flags("carrier"),
     shell:
         "nice-core fit --store {input.store:q} --proxy {input.proxy:q} --check {input.check:q}"
-        " --prior3d {input.prior3d:q} -o {output.carrier:q} --checkpoint-dir {params.checkpoints:q} --threads {threads}"
+        " --prior3d {input.prior3d:q} --proxy-crops {output.proxy_crops:q} -o {output.carrier:q}"
+        " --checkpoint-dir {params.checkpoints:q} --threads {threads}"
         " {params.flags} > {log:q} 2>&1"

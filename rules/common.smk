@@ -150,6 +150,7 @@ def composite_input(wildcards):
     return {
         "target": str(VIDEOS[name].target),
         "store": work(name).store,
+        "proxy_crops": work(name).proxy_crops,
         "carrier": work(name).carrier,
         "proxy": proxy_of(name),
     }

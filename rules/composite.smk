@@ -22,4 +22,5 @@ rule composite:
         flags=composite_flags,
     shell:
         "nice-core composite --target {input.target:q} --store {input.store:q} --carrier {input.carrier:q}"
+        " --proxy-crops {input.proxy_crops:q}"
         " --proxy {input.proxy:q} -o {output.video:q} {params.extra} {params.flags} > {log:q} 2>&1"

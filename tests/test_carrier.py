@@ -248,18 +248,22 @@ def test_proxy_crops_use_the_targets_transform(bench: SimpleNamespace, monkeypat
     from nice_core.io import VideoReader
 
     assert bench.frames == 24
+    import h5py
+
+    from nice_core.carrier.data import default_proxy_crops
     from nice_core.carrier.register import register_proxy_crop
 
-    with FaceStore.open(bench.store) as store:
-        cached = store[PROXY_CROPS][5]
+    with FaceStore.open(bench.store) as store, h5py.File(default_proxy_crops(bench.store)) as cache:
+        assert "carrier" not in store.h5  # the cache has a file of its own: the tracking store is only read
+        cached = cache[PROXY_CROPS][5]
         transform, target, mask = store["transforms"][5], store.crop(5), store["masks"][5]
-        shift = store["carrier/proxy_shift"][5]
-        assert store["carrier"].attrs["complete"] and store["carrier"].attrs["registered"]
-        assert store[PROXY_CROPS].chunks == (1, 128, 128, 3) and store[PROXY_CROPS].dtype == np.uint8
+        shift = cache["carrier/proxy_shift"][5]
+        assert cache["carrier"].attrs["complete"] and cache["carrier"].attrs["registered"]
+        assert cache[PROXY_CROPS].chunks == (1, 128, 128, 3) and cache[PROXY_CROPS].dtype == np.uint8
     with VideoReader(bench.dir / "proxy.mp4") as reader:
         expected, found, _ = register_proxy_crop(warp_crop(reader[5], transform, 128), target, mask)
     assert np.array_equal(cached, expected) and np.allclose(shift, found)
-    # A second call finds the cache: it does not decode the proxy, and leaves the store's modification time.
+    # A second call finds the cache: it does not decode the proxy, and the store is not written.
     import nice_core.carrier.data as data_module
 
     def no_decoding(*args: object, **kwargs: object) -> None:
@@ -402,9 +406,13 @@ def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
     def small(image: np.ndarray) -> np.ndarray:
         return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
-    with FaceStore.open(bench.store) as store:
+    import h5py
+
+    from nice_core.carrier.data import default_proxy_crops
+
+    with FaceStore.open(bench.store) as store, h5py.File(default_proxy_crops(bench.store)) as cache:
         target = [small(store.crop(i)) for i in range(24)]
-        proxy = [small(store[PROXY_CROPS][i]) for i in range(24)]
+        proxy = [small(cache[PROXY_CROPS][i]) for i in range(24)]
         masks = [small(store["masks"][i]) for i in range(24)]
         transforms = store["transforms"][:]
     with VideoReader(bench.dir / "clean.mp4") as reader:

@@ -113,8 +113,9 @@ def test_a_disk_that_fills_while_the_store_is_written_is_one_line(tiny_clip: Pat
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
 def test_a_disk_that_fills_while_the_fit_caches_proxy_crops_keeps_the_store(tiny_clip: Path, tmp_path: Path) -> None:
-    """The fit writes its proxy-crop cache into the tracking store: a full disk is one line, and the
-    tracking data in the store stays readable."""
+    """The fit's proxy-crop cache is a file of its own beside the tracking store: a full disk is one line,
+    nothing of the cache is left, and the store is untouched (it is only read)."""
+    from nice_core.io.digest import file_sha256
     from nice_core.store import FaceStore
 
     work = tmp_path / "work"
@@ -129,14 +130,16 @@ def test_a_disk_that_fills_while_the_fit_caches_proxy_crops_keeps_the_store(tiny
         shutil.copy(work / "face.h5", small / "face.h5")
         with FaceStore.open(work / "face.h5") as store:
             landmarks = store["landmarks"][:]
+        digest = file_sha256(small / "face.h5")
         result = subprocess.run([*nice, "fit", "--store", str(small / "face.h5"), "--proxy", str(proxy), "-o",
-                                 str(tmp_path / "c.safetensors"), "--epochs", "1", "--threads", "1"],
-                                capture_output=True, text=True, timeout=300)
+                                 str(tmp_path / "c.safetensors"), "--proxy-crops", str(small / "proxy_crops.h5"),
+                                 "--epochs", "1", "--threads", "1"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr[-3000:]
         assert result.stderr.strip().splitlines()[-1] == (
-            f"nice-core: error: no space left on device writing the proxy-crop cache into {small / 'face.h5'}")
+            f"nice-core: error: no space left on device writing the proxy-crop cache {small / 'proxy_crops.h5'}")
         with FaceStore.open(small / "face.h5") as store:
             assert np.array_equal(store["landmarks"][:], landmarks, equal_nan=True)
+        assert file_sha256(small / "face.h5") == digest and [p.name for p in small.iterdir()] == ["face.h5"]
         assert not (tmp_path / "c.safetensors").exists()
 
 

@@ -37,7 +37,8 @@ REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "1700000000"}
 VOLATILE = {"creation_time", "created", "host", "seconds", "train_seconds"}
 #: Files whose bytes may differ while their content is the same: Matroska audio (a random segment id), HDF5
 #: stores (the library's object times), the carrier and its state (fit times), records (write time, host).
-BYTES_MAY_DIFFER = {"audio.mka", "face.h5", "prior3d.h5", "carrier.safetensors", "state.json", "provenance.json"}
+BYTES_MAY_DIFFER = {"audio.mka", "face.h5", "prior3d.h5", "proxy_crops.h5", "carrier.safetensors", "state.json",
+                    "provenance.json"}
 #: Folders of results/ that are not results: logs, timings, and the report (its JSON and CSV are compared).
 NOT_RESULTS = {"logs", "benchmarks", "report"}
 

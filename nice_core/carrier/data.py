@@ -6,7 +6,9 @@ frame -> crop transform (``cv2.warpAffine``, ``INTER_CUBIC``, ``BORDER_REPLICATE
 tracker made ``Xt``), so the two crops differ only by the swap.
 
 **Memory.** Nothing holds the clip. :func:`prepare_proxy_crops` streams the proxy once (one decoded frame
-in memory at a time) and caches its crops in the store itself, in the group ``carrier/``:
+in memory at a time) and caches its crops in a file of their own, ``proxy_crops.h5`` (by default beside the
+store; the workflow's per-pair ``work/<video>/proxy_crops.h5``), in the group ``carrier/``. The tracking
+store is only read: several pairs of one target can fit at once from one store.
 
 ========================  ================  ====================================================
 dataset                   shape, dtype      meaning
@@ -18,13 +20,12 @@ dataset                   shape, dtype      meaning
                                             (:mod:`nice_core.carrier.region`), for the paste mask
 ========================  ================  ====================================================
 
-Group attributes: ``proxy`` (path), ``proxy_sha256``, ``frame_offset``, ``rescale``, ``complete``. The
-crops are stored uncompressed, one chunk per frame, with every chunk allocated when the dataset is created
-(``H5D_ALLOC_TIME_EARLY``) and the file flushed before streaming: the pass then writes raw chunk bytes
-only and changes no HDF5 metadata, so a crash mid-pass leaves a readable store whose cache is simply not
-``complete`` (it is redone on the next call). Cost on disk: ``3 S^2`` bytes per frame (197 KB at 256 px;
-47 MB for a 10 s clip at 24 fps). The store's modification time is restored afterwards (the cache is
-derived data: a workflow that compares input and output times must not rerun tracking's consumers).
+Group attributes: ``proxy`` (path), ``proxy_sha256``, ``store_sha256``, ``frame_offset``, ``rescale``,
+``crop_size``, ``registered``, ``complete``: a cache of another proxy, store or setting is redone. The crops
+are stored uncompressed, one chunk per frame, with every chunk allocated when the dataset is created
+(``H5D_ALLOC_TIME_EARLY``: a disk that fills does so before any crop is written); the file is written
+beside its final name and moved there when complete, so a crash leaves no cache. Cost on disk: ``3 S^2``
+bytes per frame (197 KB at 256 px; 47 MB for a 10 s clip at 24 fps).
 
 :class:`CarrierDataset` then reads frames by index, a batch at a time, optionally resized to a smaller
 training ``size`` (``cv2.INTER_AREA``); tensors are ``(B, 3, s, s)`` float in ``[0, 1]`` (masks
@@ -53,8 +54,10 @@ from nice_core.store import FaceStore
 
 __all__ = [
     "CARRIER_GROUP",
+    "PROXY_CROPS_FILE",
     "SWAP_REGION",
     "CarrierDataset",
+    "default_proxy_crops",
     "prepare_proxy_crops",
     "proxy_crops_ready",
     "to_tensor",
@@ -64,6 +67,28 @@ CARRIER_GROUP = "carrier"
 PROXY_CROPS = f"{CARRIER_GROUP}/proxy_crops"
 PROXY_VALID = f"{CARRIER_GROUP}/proxy_valid"
 SWAP_REGION = f"{CARRIER_GROUP}/swap_region"
+#: The cache's default name, beside the store.
+PROXY_CROPS_FILE = "proxy_crops.h5"
+
+
+def default_proxy_crops(store_path: str | Path) -> Path:
+    """Where the proxy-crop cache of ``store_path`` goes when no path is given: beside it."""
+    return Path(store_path).with_name(PROXY_CROPS_FILE)
+
+
+def _cache_group(path: Path):
+    """The complete cache's group in ``path`` opened for reading, or ``None`` (missing, unreadable,
+    incomplete)."""
+    if not path.is_file():
+        return None
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError:
+        return None
+    if CARRIER_GROUP not in h5 or not h5[CARRIER_GROUP].attrs.get("complete", False):
+        h5.close()
+        return None
+    return h5
 
 
 def _proxy_source(store: FaceStore, proxy: Path, check) -> tuple[int, bool]:
@@ -86,20 +111,31 @@ def _proxy_source(store: FaceStore, proxy: Path, check) -> tuple[int, bool]:
     return 0, False
 
 
-def proxy_crops_ready(store_path: str | Path) -> bool:
-    """Whether the store holds a complete proxy-crop cache."""
-    with FaceStore.open(store_path) as store:
-        return CARRIER_GROUP in store.h5 and bool(store.h5[CARRIER_GROUP].attrs.get("complete", False))
-
-
-def _cache_matches(store: FaceStore, digest: str, offset: int, register: bool) -> bool:
-    """Whether the store holds a complete proxy-crop cache of this proxy, offset and registration."""
-    if CARRIER_GROUP not in store.h5:
+def proxy_crops_ready(store_path: str | Path, cache: str | Path | None = None) -> bool:
+    """Whether a complete proxy-crop cache of the store exists (at ``cache``, default beside the store)."""
+    h5 = _cache_group(Path(cache) if cache is not None else default_proxy_crops(store_path))
+    if h5 is None:
         return False
-    attrs = store.h5[CARRIER_GROUP].attrs
-    return bool(attrs.get("complete", False) and attrs.get("proxy_sha256") == digest
-                and int(attrs.get("frame_offset", 0)) == offset and attrs.get("crop_size") == store.crop_size
-                and bool(attrs.get("registered", False)) == register)
+    h5.close()
+    return True
+
+
+def _cache_matches(cache: Path, wanted: dict) -> bool:
+    """Whether ``cache`` is a complete proxy-crop cache made with exactly the ``wanted`` attributes."""
+    h5 = _cache_group(cache)
+    if h5 is None:
+        return False
+    with h5:
+        attrs = h5[CARRIER_GROUP].attrs
+        return all(_same(attrs.get(key), value) for key, value in wanted.items())
+
+
+def _same(stored, value) -> bool:
+    if isinstance(value, bool):
+        return stored is not None and bool(stored) == value
+    if isinstance(value, int):
+        return stored is not None and int(stored) == value
+    return stored == value
 
 
 def _allocate_crops(group: h5py.Group, n: int, size: int) -> h5py.Dataset:
@@ -115,16 +151,17 @@ def _allocate_crops(group: h5py.Group, n: int, size: int) -> h5py.Dataset:
     return group["proxy_crops"]
 
 
-def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *, force: bool = False,
-                        show_progress: bool = False, register: bool = True) -> int:
-    """Cache the proxy's crops in the store (``carrier/``), streaming the proxy once.
+def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *, cache: str | Path | None = None,
+                        force: bool = False, show_progress: bool = False, register: bool = True) -> int:
+    """Cache the proxy's crops in their own file (``carrier/`` in ``cache``), streaming the proxy once.
 
     Args:
-        store_path: the per-video store (``face.h5``); opened for writing.
+        store_path: the per-video store (``face.h5``); only read.
         proxy: the proxy video.
         check: a :class:`~nice_core.proxy.check.ProxyCheck` of this proxy against the store's video (frame
             offset and rescale are applied); ``None``: the proxy must have the target's frame count and size.
-        force: redo the cache even if a complete one for the same proxy (same SHA-256 and offset) exists.
+        cache: the cache file to write (default: :func:`default_proxy_crops`, beside the store).
+        force: redo the cache even if a complete one of the same proxy, store and settings exists.
         show_progress: show a progress line.
         register: shift each proxy crop's face onto the target crop's
             (:func:`~nice_core.carrier.register.register_proxy_crop`); the shifts go to
@@ -135,64 +172,70 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
 
     Raises:
         InputError: the proxy does not fit the store, or no frame has both a face and a proxy frame.
+        OutputError: the disk filled (nothing is left behind; the store is never touched).
     """
+    from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
     from nice_core.io.digest import file_sha256
-    from nice_core.proxy.check import aligned_proxy_frames
 
     store_path, proxy = Path(store_path), Path(proxy)
-    stat = store_path.stat()
-    digest = file_sha256(proxy)
+    cache = Path(cache) if cache is not None else default_proxy_crops(store_path)
+    refuse_input_overwrite(cache, [store_path, proxy])
     with FaceStore.open(store_path) as store:
         offset, rescale = _proxy_source(store, proxy, check)
-        if not force and _cache_matches(store, digest, offset, register):
-            return int(store.h5[PROXY_VALID][:].sum())
-    try:
-        with FaceStore.open(store_path, "r+") as store:
-            n, size = store.n_frames, store.crop_size
-            has_face = store["has_face"][:]
-            transforms = store["transforms"][:]
-            covered = np.zeros(n, bool)
-            if CARRIER_GROUP in store.h5:
-                del store.h5[CARRIER_GROUP]
-            group = store.h5.create_group(CARRIER_GROUP)
-            group.attrs.update(proxy=str(proxy), proxy_sha256=digest, frame_offset=offset, rescale=rescale,
-                               crop_size=size, registered=register, complete=False)
-            crops = _allocate_crops(group, n, size)
-            valid = group.create_dataset("proxy_valid", shape=(n,), dtype=bool, fillvalue=False)
-            store.h5.flush()
-            with VideoReader(proxy) as reader:
-                if check is not None:
-                    frames = aligned_proxy_frames(reader, check)
-                else:
-                    frames = reader.iter_frames()
-                region = RegionAccumulator(size)
-                shifts = np.zeros((n, 2), np.float32)
-                for index, frame in progress(frames, total=n, desc="proxy crops", enabled=show_progress):
-                    covered[index] = True
-                    if has_face[index]:
-                        crop, target, mask = warp_crop(frame, transforms[index], size), store.crop(index), \
-                            store["masks"][index]
-                        if register:
-                            crop, shifts[index], _ = register_proxy_crop(crop, target, mask)
-                        crops[index] = crop
-                        region.add(target, crop, mask)
-            usable = has_face & covered
-            valid[...] = usable
-            group.create_dataset("swap_region", data=region.region())
-            group.create_dataset("proxy_shift", data=shifts)
-            group.attrs["complete"] = bool(usable.any())
-            count = int(usable.sum())
-    except OSError as err:
-        if is_disk_full(err):
-            # The tracking data is untouched (the cache is a group of its own, allocated up front); an
-            # incomplete cache is redone by the next fit.
-            raise OutputError(f"no space left on device writing the proxy-crop cache into {store_path}") from None
-        raise
-    finally:
-        os.utime(store_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    if count == 0:
-        raise InputError(f"no frame of {store_path} has both a face and a proxy frame ({proxy})")
+        wanted = {"proxy_sha256": file_sha256(proxy), "store_sha256": file_sha256(store_path),
+                  "frame_offset": int(offset), "crop_size": int(store.crop_size), "registered": bool(register)}
+        if not force and _cache_matches(cache, wanted):
+            with h5py.File(cache, "r") as h5:
+                return int(h5[PROXY_VALID][:].sum())
+        tmp = temporary_sibling(cache)
+        try:
+            with h5py.File(tmp, "w") as h5:
+                count = _write_cache(h5, store, proxy, check, wanted | {"proxy": str(proxy), "rescale": rescale},
+                                     register, show_progress)
+            if count == 0:
+                raise InputError(f"no frame of {store_path} has both a face and a proxy frame ({proxy})")
+            os.replace(tmp, cache)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError) and is_disk_full(err):
+                raise OutputError(f"no space left on device writing the proxy-crop cache {cache}") from None
+            raise
     return count
+
+
+def _write_cache(h5: h5py.File, store: FaceStore, proxy: Path, check, attrs: dict, register: bool,
+                 show_progress: bool) -> int:
+    """Stream the proxy into a new cache file; returns the number of training frames."""
+    from nice_core.proxy.check import aligned_proxy_frames
+
+    n, size = store.n_frames, store.crop_size
+    has_face = store["has_face"][:]
+    transforms = store["transforms"][:]
+    covered = np.zeros(n, bool)
+    group = h5.create_group(CARRIER_GROUP)
+    group.attrs.update(attrs, complete=False)
+    crops = _allocate_crops(group, n, size)
+    valid = group.create_dataset("proxy_valid", shape=(n,), dtype=bool, fillvalue=False)
+    h5.flush()
+    with VideoReader(proxy) as reader:
+        frames = aligned_proxy_frames(reader, check) if check is not None else reader.iter_frames()
+        region = RegionAccumulator(size)
+        shifts = np.zeros((n, 2), np.float32)
+        for index, frame in progress(frames, total=n, desc="proxy crops", enabled=show_progress):
+            covered[index] = True
+            if has_face[index]:
+                crop, target, mask = warp_crop(frame, transforms[index], size), store.crop(index), \
+                    store["masks"][index]
+                if register:
+                    crop, shifts[index], _ = register_proxy_crop(crop, target, mask)
+                crops[index] = crop
+                region.add(target, crop, mask)
+    usable = has_face & covered
+    valid[...] = usable
+    group.create_dataset("swap_region", data=region.region())
+    group.create_dataset("proxy_shift", data=shifts)
+    group.attrs["complete"] = bool(usable.any())
+    return int(usable.sum())
 
 
 def to_tensor(images: Sequence[np.ndarray]) -> Tensor:
@@ -206,7 +249,8 @@ def to_tensor(images: Sequence[np.ndarray]) -> Tensor:
 class CarrierDataset(torch.utils.data.Dataset):
     """Training triples ``(Xt, Xref, mask)`` of one video, read from its store a frame at a time.
 
-    Needs the proxy-crop cache (:func:`prepare_proxy_crops`). Item ``k`` is the ``k``-th training frame
+    Needs the proxy-crop cache (:func:`prepare_proxy_crops`; ``cache``, default beside the store). Item ``k``
+    is the ``k``-th training frame
     (frame index ``self.frames[k]``). Use as a context manager or call :meth:`close`.
 
     Args:
@@ -218,22 +262,28 @@ class CarrierDataset(torch.utils.data.Dataset):
         InputError: the cache is missing or incomplete, or ``size`` is larger than the store's crops.
     """
 
-    def __init__(self, store_path: str | Path, size: int | None = None) -> None:
+    def __init__(self, store_path: str | Path, size: int | None = None, cache: str | Path | None = None) -> None:
+        cache = Path(cache) if cache is not None else default_proxy_crops(store_path)
+        self.cache = _cache_group(cache)
+        if self.cache is None:
+            raise InputError(f"no complete proxy-crop cache at {cache} (run prepare_proxy_crops first)")
         self.store = FaceStore.open(store_path)
         self._surface = None
         try:
-            if CARRIER_GROUP not in self.store.h5 or not self.store.h5[CARRIER_GROUP].attrs.get("complete", False):
-                raise InputError(f"{store_path} has no complete proxy-crop cache (run prepare_proxy_crops first)")
+            if self.cache[CARRIER_GROUP].attrs.get("crop_size") != self.store.crop_size:
+                made = self.cache[CARRIER_GROUP].attrs.get("crop_size")
+                raise InputError(f"{cache} was made for another store (crop size {made}, the store's "
+                                 f"{self.store.crop_size})")
             self.crop_size = self.store.crop_size
             self.size = int(size or self.crop_size)
             if not 0 < self.size <= self.crop_size:
                 raise InputError(f"size must be in [1, {self.crop_size}] (the store's crop size), got {self.size}")
-            self.frames = np.flatnonzero(self.store[PROXY_VALID][:])
-            self.region = self.store[SWAP_REGION][:] if SWAP_REGION in self.store.h5 else None
+            self.frames = np.flatnonzero(self.cache[PROXY_VALID][:])
+            self.region = self.cache[SWAP_REGION][:] if SWAP_REGION in self.cache else None
             self.transforms = self.store["transforms"][:]
-            self.proxy_sha256 = str(self.store.h5[CARRIER_GROUP].attrs["proxy_sha256"])
+            self.proxy_sha256 = str(self.cache[CARRIER_GROUP].attrs["proxy_sha256"])
         except BaseException:
-            self.store.close()
+            self.close()
             raise
 
     def __len__(self) -> int:
@@ -254,7 +304,7 @@ class CarrierDataset(torch.utils.data.Dataset):
         """
         h5 = self.store.h5
         mask = store_paste_mask(self.store, frame, self.region, self.transforms[frame])
-        return (self._resize(h5["crops"][frame]), self._resize(h5[PROXY_CROPS][frame]),
+        return (self._resize(h5["crops"][frame]), self._resize(self.cache[PROXY_CROPS][frame]),
                 self._resize(np.round(mask * 255).astype(np.uint8)))
 
     def batch(self, items: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
@@ -280,6 +330,7 @@ class CarrierDataset(torch.utils.data.Dataset):
 
     def close(self) -> None:
         self.store.close()
+        self.cache.close()
 
     def __enter__(self) -> CarrierDataset:
         return self

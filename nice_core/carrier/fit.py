@@ -220,19 +220,20 @@ def _describe_mismatch(saved: dict, wanted: dict, prefix: str = "") -> list[str]
 
 def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config: FitConfig | None = None,
                 checkpoint_dir: str | Path | None = None, *, check=None, prior3d: str | Path | None = None,
-                restart: bool = False,
+                proxy_crops: str | Path | None = None, restart: bool = False,
                 log: Callable[[str], None] | None = None,
                 on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Fit the carrier of one video.
 
     Args:
         store_path: the video's store (``face.h5``).
-        proxy: the proxy video; its crops are cached in the store first (:func:`prepare_proxy_crops`, skipped
-            when already cached for this proxy). ``None``: use the crops already cached in the store.
+        proxy: the proxy video; its crops are cached first (:func:`prepare_proxy_crops`, skipped when already
+            cached for this proxy and store). ``None``: use the crops already cached.
         config: the settings; default :class:`FitConfig()`.
         checkpoint_dir: where ``carrier.safetensors`` and ``state.json`` go after every epoch, and where a
             fit resumes from; ``None``: no checkpoints.
         check: the :class:`~nice_core.proxy.check.ProxyCheck` of ``proxy`` (frame offset, rescale).
+        proxy_crops: the proxy-crop cache file (default: ``proxy_crops.h5`` beside the store).
         prior3d: the video's ``prior3d.h5`` (:mod:`nice_core.prior3d.stage`), needed when a 3D loss is on
             (``config.loss.uses_prior3d``).
         restart: discard a checkpoint that does not match instead of refusing it.
@@ -254,9 +255,9 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         raise InputError("a 3D loss is on (loss_albedo3d/shape3d/detail3d_weight > 0): the fit needs the 3D prior "
                          "(prior3d.h5 from `nice-core prior3d`, --prior3d)")
     if proxy is not None:
-        prepare_proxy_crops(store_path, proxy, check, register=config.register_proxy)
+        prepare_proxy_crops(store_path, proxy, check, cache=proxy_crops, register=config.register_proxy)
     device = resolve_device(config.device, log)
-    with _torch_settings(config.threads, device), CarrierDataset(store_path, config.size) as data:
+    with _torch_settings(config.threads, device), CarrierDataset(store_path, config.size, proxy_crops) as data:
         plan = plan_fit(len(data), config)
         identity = {"config": config.identity(), "frames": plan.frames, "proxy_sha256": data.proxy_sha256,
                     "size": data.size, "epochs": plan.epochs}

@@ -94,7 +94,8 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
                     size: int | None = None, config: CompositeConfig | None = None,
                     encode: EncodeOptions | None = None, uncertainty_output: str | Path | None = None,
                     label_inputs: dict[str, str | Path] | None = None, device: str | None = None,
-                    probe: VideoProbe | None = None, show_progress: bool | None = None) -> CompositeResult:
+                    probe: VideoProbe | None = None, show_progress: bool | None = None,
+                    proxy_crops: str | Path | None = None) -> CompositeResult:
     """Write the refined video of ``target``.
 
     Args:
@@ -110,6 +111,8 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
         device: where the carrier runs (default: the model's device).
         probe: ``target``'s probe, when the caller has it (otherwise it is probed here).
         show_progress: progress bar (default: when stderr is a terminal).
+        proxy_crops: the fit's proxy-crop cache, whose swap region grows the paste mask
+            (``composite.swap_region``); default beside the store.
 
     Raises:
         InputError: the store does not belong to ``target`` (another frame count or size).
@@ -128,7 +131,7 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
             raise InputError(f"{store_path} was not made from {target} ({store.n_frames} frames in the store, "
                              f"{probe.n_frames} in the video)")
         transforms = store["transforms"][:]
-        region = store[SWAP_REGION][:] if config.swap_region and SWAP_REGION in store.h5 else None
+        region = _swap_region(store_path, proxy_crops) if config.swap_region else None
         reader = stack.enter_context(VideoReader(target, probe))
         writer = stack.enter_context(VideoWriter(output, probe.width, probe.height, probe.fps, audio_from=target,
                                                  encode=encode, label=synthetic_label(inputs, encode=encode),
@@ -156,3 +159,17 @@ def composite_video(target: str | Path, store_path: str | Path, model, output: s
                 sigma_writer.write(sigma_to_image(sigma, config.sigma_max) if sigma is not None
                                    else np.zeros((side, side, 3), np.uint8))
     return CompositeResult(output, Path(uncertainty_output) if uncertainty_output else None, probe.n_frames, refined)
+
+
+def _swap_region(store_path: str | Path, proxy_crops: str | Path | None):
+    """The swap region the fit measured (:mod:`nice_core.carrier.region`), or ``None`` without a cache."""
+    import h5py
+
+    from nice_core.carrier.data import default_proxy_crops
+
+    path = Path(proxy_crops) if proxy_crops is not None else default_proxy_crops(store_path)
+    if not path.is_file():
+        return None
+    with h5py.File(path, "r") as h5:
+        return h5[SWAP_REGION][:] if SWAP_REGION in h5 else None
+
