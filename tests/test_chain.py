@@ -18,7 +18,7 @@ def test_every_stage_reads_only_what_is_given_or_made_before_it():
         assert set(step.writes) <= {*FILE_NAMES, "refined"}, f"{step.name} writes an unnamed file"
         made |= set(step.writes)
     assert [s.name for s in CHAIN] == list(dict.fromkeys(s.name for s in CHAIN))  # no name twice
-    assert stage("carrier").writes == ("checkpoints", "carrier")
+    assert stage("carrier").writes == ("proxy_crops", "checkpoints", "carrier")  # never into the store
     with pytest.raises(KeyError, match="no stage 'prior' in the chain"):
         stage("prior")
 
