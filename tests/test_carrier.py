@@ -370,8 +370,11 @@ def test_checkpoint_mismatch_is_refused_or_restarted(bench: SimpleNamespace, tmp
 
 @pytest.mark.slow
 def test_run_carrier_yields_every_frame(bench: SimpleNamespace, tmp_path: Path) -> None:
+    from nice_core.carrier.data import default_proxy_crops
+
     store_path = tmp_path / "face.h5"
     shutil.copy(bench.store, store_path)
+    shutil.copy(default_proxy_crops(bench.store), default_proxy_crops(store_path))  # the cached crops go along
     with FaceStore.open(store_path, "r+") as store:
         store["has_face"][4] = False
     model = fit_carrier(store_path, None, tiny_config(epochs=1), log=quiet).model
