@@ -187,3 +187,24 @@ def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     rows = {row["label"]: row for row in report["rows"]}
     assert rows["FaceSwap + NICe"]["encodings"] == {"h264 yuv420p CRF 23": 1}
     assert rows["FaceSwap (proxy)"]["encodings"] == {"h264 yuv420p CRF 18": 1}
+
+
+def test_the_deca_backend_makes_its_model_files_inputs_of_the_prior3d_rule(short_clip, tmp_path):
+    """`prior3d.backend: deca` in the config: the user's DECA (and FLAME) files become inputs of the prior3d
+    jobs (a replaced file reruns them) and reach the command; a missing one stops the run before any job."""
+    model, flame = tmp_path / "models" / "deca_model.tar", tmp_path / "models" / "generic_model.pkl"
+    prior3d = {"backend": "deca", "deca_model": str(model), "flame_model": str(flame)}
+    write_workflow_config(tmp_path, {"good": str(short_clip)}, prior3d=prior3d)
+    done = snakemake(tmp_path, "--dry-run", "--printshellcmds")
+    assert done.returncode != 0 and "MissingInputException" in done.stdout + done.stderr
+    assert str(model) in done.stdout + done.stderr
+    model.parent.mkdir()
+    model.write_bytes(b"stand-in")  # a dry run reads no file: its presence is what the DAG needs
+    flame.write_bytes(b"stand-in")
+    done = snakemake(tmp_path, "--dry-run", "--printshellcmds")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"--backend deca --deca-model {model} --flame-model {flame}" in done.stdout
+    write_workflow_config(tmp_path, {"good": str(short_clip)}, prior3d={"backend": "deca"})
+    done = snakemake(tmp_path, "--dry-run")
+    assert done.returncode != 0
+    assert "nice-core: error: config.yaml: prior3d: 'deca_model' is a required property" in done.stderr
