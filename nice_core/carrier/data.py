@@ -35,7 +35,6 @@ training ``size`` (``cv2.INTER_AREA``); tensors are ``(B, 3, s, s)`` float in ``
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -127,15 +126,7 @@ def _cache_matches(cache: Path, wanted: dict) -> bool:
         return False
     with h5:
         attrs = h5[CARRIER_GROUP].attrs
-        return all(_same(attrs.get(key), value) for key, value in wanted.items())
-
-
-def _same(stored, value) -> bool:
-    if isinstance(value, bool):
-        return stored is not None and bool(stored) == value
-    if isinstance(value, int):
-        return stored is not None and int(stored) == value
-    return stored == value
+        return all(key in attrs and attrs[key] == value for key, value in wanted.items())
 
 
 def _allocate_crops(group: h5py.Group, n: int, size: int) -> h5py.Dataset:
@@ -174,12 +165,12 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
         InputError: the proxy does not fit the store, or no frame has both a face and a proxy frame.
         OutputError: the disk filled (nothing is left behind; the store is never touched).
     """
-    from nice_core.io.atomic import refuse_input_overwrite, temporary_sibling
+    from nice_core.io.atomic import atomic_output, refuse_input_overwrite
     from nice_core.io.digest import file_sha256
 
     store_path, proxy = Path(store_path), Path(proxy)
     cache = Path(cache) if cache is not None else default_proxy_crops(store_path)
-    refuse_input_overwrite(cache, [store_path, proxy])
+    refuse_input_overwrite(cache, [store_path, proxy])  # before the long hashes, not only when writing
     with FaceStore.open(store_path) as store:
         offset, rescale = _proxy_source(store, proxy, check)
         wanted = {"proxy_sha256": file_sha256(proxy), "store_sha256": file_sha256(store_path),
@@ -187,17 +178,14 @@ def prepare_proxy_crops(store_path: str | Path, proxy: str | Path, check=None, *
         if not force and _cache_matches(cache, wanted):
             with h5py.File(cache, "r") as h5:
                 return int(h5[PROXY_VALID][:].sum())
-        tmp = temporary_sibling(cache)
         try:
-            with h5py.File(tmp, "w") as h5:
+            with atomic_output(cache) as tmp, h5py.File(tmp, "w") as h5:
                 count = _write_cache(h5, store, proxy, check, wanted | {"proxy": str(proxy), "rescale": rescale},
                                      register, show_progress)
-            if count == 0:
-                raise InputError(f"no frame of {store_path} has both a face and a proxy frame ({proxy})")
-            os.replace(tmp, cache)
-        except BaseException as err:
-            tmp.unlink(missing_ok=True)
-            if isinstance(err, OSError) and is_disk_full(err):
+                if count == 0:
+                    raise InputError(f"no frame of {store_path} has both a face and a proxy frame ({proxy})")
+        except OSError as err:
+            if is_disk_full(err):
                 raise OutputError(f"no space left on device writing the proxy-crop cache {cache}") from None
             raise
     return count

@@ -43,10 +43,8 @@ def apply_thread_budget(threads: int) -> None:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     for name in (BUDGET_VARIABLE, *_POOL_VARIABLES):
         os.environ[name] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    if "cv2" in sys.modules:
-        sys.modules["cv2"].setNumThreads(threads)
+    for _, set_threads in _loaded_pools().values():
+        set_threads(threads)
 
 
 @contextlib.contextmanager
@@ -58,7 +56,7 @@ def thread_budget_applied(threads: int | None) -> Iterator[None]:
         yield
         return
     saved = {name: os.environ.get(name) for name in (BUDGET_VARIABLE, *_POOL_VARIABLES)}
-    pools = {name: getter() for name, getter in _pool_getters().items()}
+    pools = {name: (get_threads(), set_threads) for name, (get_threads, set_threads) in _loaded_pools().items()}
     apply_thread_budget(threads)
     try:
         yield
@@ -68,24 +66,15 @@ def thread_budget_applied(threads: int | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        setters = _pool_setters()
-        for name, value in pools.items():
-            setters[name](value)
+        for before, set_threads in pools.values():
+            set_threads(before)
 
 
-def _pool_getters() -> dict:
-    getters = {}
-    if "torch" in sys.modules:
-        getters["torch"] = sys.modules["torch"].get_num_threads
-    if "cv2" in sys.modules:
-        getters["cv2"] = sys.modules["cv2"].getNumThreads
-    return getters
+#: The pools set through their library's own calls once it is loaded: module -> (getter, setter) names.
+_POOL_CALLS = {"torch": ("get_num_threads", "set_num_threads"), "cv2": ("getNumThreads", "setNumThreads")}
 
 
-def _pool_setters() -> dict:
-    setters = {}
-    if "torch" in sys.modules:
-        setters["torch"] = sys.modules["torch"].set_num_threads
-    if "cv2" in sys.modules:
-        setters["cv2"] = sys.modules["cv2"].setNumThreads
-    return setters
+def _loaded_pools() -> dict:
+    """The getter and setter of each pool whose library is already imported."""
+    return {name: (getattr(sys.modules[name], get), getattr(sys.modules[name], put))
+            for name, (get, put) in _POOL_CALLS.items() if name in sys.modules}

@@ -130,13 +130,20 @@ class Prior3DFrames:
         static = self.h5[source]["static"]
         return {name: static[name][()] for name in ("detail", "weight", "embedding")}
 
+    def _identity_sources(self, source: str, has) -> list[str]:
+        """The sources the identity's statistics come from: ``proxy``, ``identity`` or, for ``both``, each
+        of them that ``has(name)``. A self-swap has no identity source: its identity is the proxy's
+        appearance (and the target's, which it shows)."""
+        found = [name for name in (("proxy", "identity") if source == "both" else (source,)) if has(name)]
+        if not found and source == "identity" and has("proxy"):
+            found = ["proxy"]
+        return found
+
     def _identity_detail(self, path, source: str) -> tuple[Tensor, Tensor]:
-        """The identity's static detail and its weights ``(T,)`` from the chosen source(s). A self-swap has
-        no identity source: its identity is the proxy's appearance (and the target's, which it shows)."""
-        wanted = ("proxy", "identity") if source == "both" else (source,)
-        found = [s for s in (self._static(name) for name in wanted) if s is not None]
-        if source == "identity" and not found:
-            found = [s for s in [self._static("proxy")] if s is not None]  # self-swap: no identity input
+        """The identity's static detail and its weights ``(T,)`` from the chosen source(s)
+        (:meth:`_identity_sources`)."""
+        statics = {name: self._static(name) for name in ("proxy", "identity")}
+        found = [statics[name] for name in self._identity_sources(source, lambda name: statics[name] is not None)]
         if not found:
             raise InputError(f"{path} has no {source} statistics (run `nice-core prior3d` with --proxy)")
         weights = np.stack([self.raster.from_map(s["weight"]) for s in found])
@@ -162,10 +169,10 @@ class Prior3DFrames:
     def _deca_identity(self, path, source: str) -> dict[str, Tensor]:
         """The identity's static DECA ``shape`` and ``detail`` codes from the chosen source(s) (their mean
         for ``both``; a self-swap's identity is the proxy's)."""
-        wanted = ("proxy", "identity") if source == "both" else (source,)
-        found = [self.h5[s]["static"]["deca"] for s in wanted if s in self.h5 and "deca" in self.h5[s]["static"]]
-        if not found and source == "identity" and "proxy" in self.h5:
-            found = [self.h5["proxy"]["static"]["deca"]]
+        def has(name: str) -> bool:
+            return name in self.h5 and "static" in self.h5[name] and "deca" in self.h5[name]["static"]
+
+        found = [self.h5[name]["static"]["deca"] for name in self._identity_sources(source, has)]
         if not found:
             raise InputError(f"{path} has no {source} DECA codes (run `nice-core prior3d` with --proxy)")
         return {name: torch.from_numpy(np.mean([g[name][()] for g in found], axis=0).astype(np.float32))
