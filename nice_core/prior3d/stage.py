@@ -55,7 +55,6 @@ Attributes: ``schema_version``, ``backend``, ``backend_version``, ``nice_core_ve
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -274,7 +273,7 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
     import h5py
     import torch
 
-    from nice_core.io.atomic import temporary_sibling
+    from nice_core.io.atomic import atomic_output
     from nice_core.prior3d.analysis import FrameAnalyser
     from nice_core.store import FaceStore
 
@@ -287,7 +286,6 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    tmp = temporary_sibling(output)
     try:
         with FaceStore.open(store_path) as store:
             target_video = Path(store.h5.attrs["video"]) if "video" in store.h5.attrs else None
@@ -300,7 +298,7 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
             analyser = FrameAnalyser(config, store.crop_size, _crop_scale(store))
             picks = _aggregate_picks(valid, config.aggregate_frames)
             identity_stats = _identity_first(analyser, identity, config, store.crop_size)
-            with h5py.File(tmp, "w") as h5:
+            with atomic_output(output, (store_path, proxy, given)) as tmp, h5py.File(tmp, "w") as h5:
                 _write_header(h5, analyser, config, store_path, proxy, given)
                 stats = {"target": _analyse_target(store, h5, analyser, vertices, valid, picks, show)}
                 if proxy is not None:
@@ -311,10 +309,8 @@ def build_prior3d(store_path: str | Path, output: str | Path, *, proxy: str | Pa
                 for name, source in stats.items():
                     _write_static(h5[name], source, analyser)
                 h5.attrs["sources"] = json.dumps(list(stats))
-        os.replace(tmp, output)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError) and is_disk_full(err):
+    except OSError as err:
+        if is_disk_full(err):
             raise OutputError(f"no space left on device writing {output}") from None
         raise
     finally:
