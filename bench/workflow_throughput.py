@@ -13,9 +13,10 @@ same settings, a reduced carrier budget (``--steps``) so the bench takes minutes
   threads and memory);
 * a serial loop of ``nice-core refine`` over the same pairs.
 
-It prints wall times, the speed-up, the largest per-job peak RSS (Snakemake's benchmark files) and the serial
-loop's peak RSS, and per-stage costs per frame and per optimizer step from the benchmark files (what the
-cost projection in docs/benchmarks.md uses).
+Probe and tracking run once per target (``results/work/_targets/``), shared by its two methods: the
+jobs per rule say so. It prints wall times, the speed-up, the largest per-job peak RSS (Snakemake's
+benchmark files) and the serial loop's peak RSS, and per-stage costs per frame and per optimizer step from
+the benchmark files (what the cost projection in docs/benchmarks.md uses).
 
     python bench/workflow_throughput.py                        # 4 targets x 2 methods = 8 videos, 2 cores
     python bench/workflow_throughput.py --targets 4 --steps 240 --cores 2 --json /tmp/throughput.json
@@ -128,11 +129,13 @@ def main() -> None:
               "serial_wall_s": None if args.no_serial else serial_wall, "speedup": serial_wall / smk_wall,
               "snakemake_job_peak_rss_mb": job_peak, "serial_peak_rss_mb": serial_peak,
               "rule_cpu_seconds": rule_seconds,
+              "jobs_per_rule": {rule: len(rows) for rule, rows in sorted(per_rule.items())},
               "per_frame_s": {rule: rule_seconds[rule] / frames for rule in ("track", "composite")
                               if rule in rule_seconds},
               "carrier_s_per_step": rule_seconds.get("carrier", 0.0) / (videos * args.steps)}
     print(json.dumps(result, indent=1))
-    print(f"\n{videos} videos x {args.frames} frames, carrier {args.steps} steps each, {args.cores} cores: "
+    print(f"\njobs per rule: {result['jobs_per_rule']}")
+    print(f"{videos} videos x {args.frames} frames, carrier {args.steps} steps each, {args.cores} cores: "
           f"snakemake {smk_wall:.0f} s vs serial refine loop {serial_wall:.0f} s ({result['speedup']:.2f}x, "
           f"meaningless with --no-serial); "
           f"peak RSS per job {job_peak:.0f} MB, serial {serial_peak:.0f} MB")

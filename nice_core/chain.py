@@ -15,42 +15,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CHAIN", "INPUTS", "Stage", "WorkFiles", "stage"]
+__all__ = ["CHAIN", "INPUTS", "TARGET_FILES", "Stage", "WorkFiles", "stage"]
 
 #: What a video brings to the chain (given, not made by a stage): the target clip, the identity (a still
 #: or clip of the person swapped in; the target itself for a self-swap), and optionally a given proxy and
 #: a clean reference (benchmarks).
 INPUTS = ("target", "identity", "proxy", "reference")
+#: The work files that depend on the target video alone. Where several videos share a target (FF++: one
+#: original, four or five methods), they are made once, in the target's own folder, and read by all.
+TARGET_FILES = ("probe", "audio", "store", "preview")
 
 
 @dataclass(frozen=True)
 class WorkFiles:
-    """The files the stages leave in one video's work folder ``root``."""
+    """The files the stages leave in one video's work folder ``root``; the :data:`TARGET_FILES` in
+    ``target_root`` when given (the workflow's shared folder of the video's target), else in ``root``."""
 
     root: Path
+    target_root: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "target_root", Path(self.target_root or self.root))
 
     @property
     def probe(self) -> Path:
         """The target's probe (frame count, exact rate, size, rotation), JSON."""
-        return self.root / "probe.json"
+        return self.target_root / "probe.json"
 
     @property
     def audio(self) -> Path:
         """The target's first audio stream, stream-copied into Matroska (absent when it has none)."""
-        return self.root / "audio.mka"
+        return self.target_root / "audio.mka"
 
     @property
     def store(self) -> Path:
         """The face store (HDF5): landmarks, alignment, crops, masks, pose; only the tracker writes it."""
-        return self.root / "face.h5"
+        return self.target_root / "face.h5"
 
     @property
     def preview(self) -> Path:
         """The tracking preview video (optional)."""
-        return self.root / "preview.mp4"
+        return self.target_root / "preview.mp4"
 
     @property
     def proxy(self) -> Path:
@@ -105,6 +111,8 @@ class Stage:
         reads: what it needs: :data:`INPUTS` names, :class:`WorkFiles` names, or ``refined``.
         writes: what it makes (the same kinds of names).
         does: one line for a reader.
+        per_target: it reads only the target and writes only :data:`TARGET_FILES`, so the workflow runs it
+            once per target video, whatever number of videos (methods, identities) share it.
     """
 
     name: str
@@ -112,15 +120,16 @@ class Stage:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     does: str
+    per_target: bool = False
 
 
 #: The stages, in the order a video goes through them. ``refined`` is the output video in the results
 #: layout (FF++: ``refined_sequences/<Method>-NICe/<c>/videos/...``), the one file outside the work folder.
 CHAIN: tuple[Stage, ...] = (
     Stage("extract", "probe", ("target",), ("probe", "audio"),
-          "probe the target (refusing a broken one before any work) and copy its audio"),
+          "probe the target (refusing a broken one before any work) and copy its audio", per_target=True),
     Stage("track", "track", ("target", "probe"), ("store", "preview"),
-          "track one subject's face; aligned crops, masks and pose into the store"),
+          "track one subject's face; aligned crops, masks and pose into the store", per_target=True),
     Stage("proxy", "swap", ("target", "identity", "store"), ("proxy",),
           "make the per-frame swapped proxy when none is given (built-in swapper or an external tool)"),
     Stage("proxy_check", "check-proxy", ("target", "proxy"), ("proxy_check",),

@@ -7,7 +7,7 @@
 
 rule carrier:
     input:
-        store=work("{video}").store,
+        store=store_of,
         proxy=proxy_path,
         check=work("{video}").proxy_check,
         prior3d=work("{video}").prior3d,

@@ -39,6 +39,10 @@ except NiceError as err:
 
 RESULTS = Path(config["results"])
 WORK = RESULTS / "work"
+# Each target video's own folder (probe, audio, face store, preview), shared by every video of that target:
+# FF++'s 4-5 methods of one original are probed and tracked once. "_" cannot start a video's name.
+TARGET_WORK = WORK / "_targets"
+TARGETS = {v.target_key: str(v.target) for v in VIDEOS.values()}
 LOGS = RESULTS / "logs"
 BENCH = RESULTS / "benchmarks"
 REPORT = RESULTS / "report"
@@ -51,9 +55,34 @@ PROXY_RESOURCES = "proxy" if GENERATOR == "swap" else "external_proxy"
 
 
 def work(name):
-    """A video's work files (nice_core.chain.WorkFiles: their names live there); ``work("{video}")`` gives
-    the rules' patterns."""
-    return WorkFiles(WORK / name)
+    """A video's work files (nice_core.chain.WorkFiles: their names live there), its target's in the
+    target's shared folder; ``work("{video}")`` gives the rules' patterns of the video's own files."""
+    spec = VIDEOS.get(name)
+    return WorkFiles(WORK / name, target_files(spec.target_key).root if spec else None)
+
+
+def target_files(key):
+    """A target's shared work files (probe, audio, store, preview); ``target_files("{target}")`` gives the
+    patterns of the per-target rules."""
+    return WorkFiles(TARGET_WORK / key)
+
+
+def target_of(wildcards):
+    return TARGETS[wildcards.target]
+
+
+def store_of(wildcards):
+    """The face store of the video's target (made once per target)."""
+    return work(wildcards.video).store
+
+
+def probe_of(wildcards):
+    return work(wildcards.video).probe
+
+
+def log_names():
+    """Where each video's logs are: its own, and those of the per-target jobs of its target."""
+    return {name: [name, spec.target_key] for name, spec in VIDEOS.items()}
 
 
 def flags(*sections):
@@ -105,9 +134,9 @@ def uncertainty_path(name):
 
 
 def track_outputs():
-    outputs = {"store": work("{video}").store}
+    outputs = {"store": target_files("{target}").store}
     if PREVIEW:
-        outputs["preview"] = work("{video}").preview
+        outputs["preview"] = target_files("{target}").preview
     return outputs
 
 
@@ -133,12 +162,12 @@ def proxy_command(wildcards, input, output):
     )
 
 
-def work_dir(wildcards):
-    return work(wildcards.video).root
+def target_dir(wildcards):
+    return target_files(wildcards.target).root
 
 
 def audio_path(wildcards):
-    return work(wildcards.video).audio
+    return target_files(wildcards.target).audio
 
 
 def checkpoint_dir(wildcards):
@@ -253,7 +282,7 @@ def write_partial_report():
     from nice_core.report.run import build_report
 
     done = [p for p in (work(name).metrics for name in VIDEOS) if p.is_file()]
-    page = build_report(done, REPORT / "report.html", expected=VIDEOS, log_dir=LOGS)
+    page = build_report(done, REPORT / "report.html", expected=VIDEOS, log_dir=LOGS, log_names=log_names())
     print(
         f"nice-core: some jobs failed; their errors are listed in {page.resolve()} and in the logs under "
         f"{LOGS}/ (rerun the same command to redo only them)"

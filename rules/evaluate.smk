@@ -9,7 +9,7 @@ rule evaluate:
         proxy=proxy_path,
         sigma=evaluated_sigma,
         check=work("{video}").proxy_check,
-        store=work("{video}").store,
+        store=store_of,
         prior3d=work("{video}").prior3d,
     output:
         metrics=work("{video}").metrics,

@@ -4,13 +4,13 @@
 
 rule extract:
     input:
-        video=video_path,
+        video=target_of,
     output:
-        probe=work("{video}").probe,
+        probe=target_files("{target}").probe,
     log:
-        LOGS / "extract" / "{video}.log",
+        LOGS / "extract" / "{target}.log",
     benchmark:
-        BENCH / "extract" / "{video}.tsv"
+        BENCH / "extract" / "{target}.tsv"
     threads: res("extract", "threads")
     resources:
         mem_mb=res("extract", "mem_mb"),

@@ -4,7 +4,7 @@
 
 rule prior3d:
     input:
-        store=work("{video}").store,
+        store=store_of,
         proxy=proxy_path,
         check=work("{video}").proxy_check,
         identity=identity_path,

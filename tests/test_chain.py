@@ -49,3 +49,26 @@ def test_work_files_are_paths_under_their_folder():
     files = WorkFiles("results/work/{video}")
     assert files.store == Path("results/work/{video}/face.h5")  # a Snakemake pattern stays a pattern
     assert {getattr(files, n).parent for n in FILE_NAMES} == {Path("results/work/{video}")}
+
+
+def test_the_per_target_stages_read_only_the_target_and_write_only_its_files():
+    """Probe and tracking depend on the target alone: the workflow runs them once per target, shared by every
+    video of that target (FF++'s methods), in the target's folder; nothing else writes there."""
+    from nice_core.chain import TARGET_FILES
+
+    made = {"target"}
+    for step in CHAIN:
+        if step.per_target:
+            assert set(step.reads) <= made, f"{step.name} is per target but reads {set(step.reads) - made}"
+            assert set(step.writes) <= set(TARGET_FILES), f"{step.name} is per target but writes {step.writes}"
+            made |= set(step.writes)
+        else:
+            assert not set(step.writes) & set(TARGET_FILES), f"{step.name} writes into the target's folder"
+    assert {s.name for s in CHAIN if s.per_target} == {"extract", "track"}
+    files = WorkFiles("results/work/v", target_root="results/work/_targets/t")
+    assert {getattr(files, n).parent for n in TARGET_FILES} == {Path("results/work/_targets/t")}
+    assert {getattr(files, n).parent for n in FILE_NAMES if n not in TARGET_FILES} == {Path("results/work/v")}
+    text = "".join(p.read_text() for p in sorted((ROOT / "rules").glob("*.smk")) if p.name != "common.smk")
+    rules = {block.split(":", 1)[0]: block for block in re.split(r"^rule ", text, flags=re.M)[1:]}
+    for step in CHAIN:  # a per-target rule is keyed by {target}; the others reach its files through helpers
+        assert ("{target}" in rules[step.name]) == step.per_target, step.name

@@ -50,3 +50,16 @@ def test_an_ffpp_pairs_output_is_encoded_like_ffpp_unless_the_user_says_otherwis
     plain = VideoSpec("y", Path("t.mp4"), None, None, None, "m", Path("o.mp4"))
     assert output_encoding(plain, encode) == encode
 
+
+
+def test_videos_of_one_target_file_share_its_key_and_no_other_does(tmp_path):
+    """The key names the target's shared work folder: one per file path (FF++'s methods of one original share
+    it), two files of one name in different folders do not, and it is a valid folder and wildcard name."""
+    from nice_core.inputs.ffpp import NAME_PATTERN
+    from nice_core.inputs.videos import target_key
+
+    a, b = tmp_path / "c23" / "000.mp4", tmp_path / "c40" / "000.mp4"
+    assert target_key(a) == target_key(str(a)) == target_key(tmp_path / "c23" / ".." / "c23" / "000.mp4")
+    assert target_key(a) != target_key(b) and target_key(a).startswith("000-")
+    odd = target_key(tmp_path / ".my clip (1).mp4")
+    assert NAME_PATTERN.fullmatch(odd) and odd.startswith("my_clip__1_-"), odd

@@ -409,6 +409,13 @@ def test_failures_from_logs(tmp_path):
         ("f", "track", f"no 'nice-core: error:' line in the logs; see {logs / 'track' / 'f.log'}"),
     ]
     assert got[0]["log"] == str(logs / "track" / "a.log")
+    # the workflow's per-target jobs log under the target's key: the videos of that target find them
+    (logs / "track" / "clip-0123456789.log").write_text("nice-core: error: no face found in any of 9 frames\n")
+    shared = failures_from_logs(logs, ["m1", "m2", "d"], {"m1": ["m1", "clip-0123456789"],
+                                                          "m2": ["m2", "clip-0123456789"]})
+    assert [(f["name"], f["rule"], f["message"]) for f in shared] == [
+        ("m1", "track", "no face found in any of 9 frames"), ("m2", "track", "no face found in any of 9 frames"),
+        ("d", None, f"no eval output and no log in {logs}")]
     assert failures_from_logs(tmp_path / "nowhere", []) == []
     with pytest.raises(InputError, match="log folder not found"):
         failures_from_logs(tmp_path / "nowhere", ["a"])

@@ -21,6 +21,8 @@ import h5py
 import numpy as np
 import pytest
 
+from nice_core.inputs.videos import target_key
+
 from conftest import ROOT, run_ffmpeg, run_snakemake, write_workflow_config
 
 pytestmark = pytest.mark.slow
@@ -228,7 +230,8 @@ def test_the_slurm_profile_gives_the_local_profiles_results(slurm_cluster, tiny_
     assert {p.parent.parent.name.removeprefix("rule_") for p in slurm_logs.glob("rule_*/*/*.log")} == per_video
 
     files = assert_same_results(local / "results", cluster / "results")
-    assert {"work/talking/face.h5", "work/hand/metrics.json", "work/hand/provenance.json"} <= set(files)
+    assert {"work/hand/metrics.json", "work/hand/provenance.json"} <= set(files)
+    assert {f"work/_targets/{target_key(clip)}/face.h5" for clip in (tiny_clip, hand)} <= set(files)
     for name in ("report.json", "report.csv"):
         assert (local / "results" / "report" / name).read_text() == (cluster / "results" / "report" / name).read_text()
     record = json.loads((cluster / "results" / "work" / "hand" / "provenance.json").read_text())

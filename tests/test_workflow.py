@@ -6,9 +6,11 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from nice_core.io import video_encoding
+from nice_core.inputs.videos import target_key
+from nice_core.io import VideoReader, video_encoding
 from nice_core.io.digest import file_sha256
 
 from conftest import run_ffmpeg, run_snakemake, write_workflow_config
@@ -21,13 +23,15 @@ def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def jobs_run(done: subprocess.CompletedProcess) -> set[tuple[str, str]]:
-    """(rule, video) of every job a Snakemake run started, from its log on stderr."""
+    """(rule, video) of every job a Snakemake run started, from its log on stderr ((rule, target key) for the
+    per-target rules)."""
     jobs, rule = set(), None
     for line in (done.stdout + done.stderr).splitlines():
         if line.startswith(("rule ", "localrule ")):
             rule = line.split()[1].rstrip(":")
         elif line.strip().startswith("wildcards:") and rule:
-            jobs |= {(rule, w.split("=", 1)[1].rstrip(",")) for w in line.split()[1:] if w.startswith("video=")}
+            jobs |= {(rule, w.split("=", 1)[1].rstrip(",")) for w in line.split()[1:]
+                     if w.startswith(("video=", "target="))}
     return jobs
 
 
@@ -48,28 +52,32 @@ def test_broken_videos_fail_alone_and_a_rerun_redoes_only_them(tiny_clip, bad_in
     first = run_snakemake(tmp_path, *command, profile="local")
     assert first.returncode != 0
     work, logs = tmp_path / "results" / "work", tmp_path / "results" / "logs"
-    good_files = {p: p.stat().st_mtime_ns for p in (work / "good").rglob("*") if p.is_file()}
+    key = {name: target_key(path) for name, path in
+           {"good": tiny_clip, "truncated": truncated, "noface": noface, "mismatch": tiny_clip}.items()}
+    assert key["good"] == key["mismatch"]  # one target, probed and tracked once for both videos
+    folder = {name: work / "_targets" / key[name] for name in key}
+    good_files = {p: p.stat().st_mtime_ns for d in (work / "good", folder["good"]) for p in d.rglob("*") if p.is_file()}
     assert {p.name for p in good_files} >= {"probe.json", "face.h5", "preview.mp4", "proxy.mp4", "proxy_check.json",
                                            "metrics.json", "provenance.json"}
-    assert (tmp_path / "results" / "benchmarks" / "track" / "good.tsv").is_file()
+    assert (tmp_path / "results" / "benchmarks" / "track" / f"{key['good']}.tsv").is_file()
     errors = {  # video -> (the rule that fails, its error line, outputs that must not exist)
-        "truncated": ("extract", "nice-core: error: video is truncated", "probe.json"),
-        "noface": ("track", "nice-core: error: no face found in any of the 25 frames", "face.h5"),
-        "mismatch": ("proxy_check", "nice-core: error: proxy does not match target", "proxy_check.json"),
+        "truncated": ("extract", "nice-core: error: video is truncated", folder["truncated"] / "probe.json"),
+        "noface": ("track", "nice-core: error: no face found in any of the 25 frames", folder["noface"] / "face.h5"),
+        "mismatch": ("proxy_check", "nice-core: error: proxy does not match target",
+                     work / "mismatch" / "proxy_check.json"),
     }
     report = json.loads((tmp_path / "results" / "report" / "report.json").read_text())
     report_html = (tmp_path / "results" / "report" / "report.html").read_text()
     listed = {f["name"]: f for f in report["failures"]}
     assert set(listed) == set(errors), report["failures"]
     for name, (rule, message, missing) in errors.items():
-        log = (logs / rule / f"{name}.log").read_text()
+        log = (logs / rule / f"{key[name] if rule in ('extract', 'track') else name}.log").read_text()
         assert message in log and "Traceback" not in log, log[-2000:]
-        assert not (work / name / missing).exists()
+        assert not missing.exists()
         assert listed[name]["rule"] == rule and message.removeprefix("nice-core: error: ") in listed[name]["message"]
         assert message.removeprefix("nice-core: error: ") in report_html
-    assert (work / "noface" / "probe.json").is_file() and (work / "mismatch" / "face.h5").is_file()
+    assert (folder["noface"] / "probe.json").is_file() and (folder["mismatch"] / "face.h5").is_file()
     assert (tmp_path / "results" / "report" / "videos" / "good.html").is_file()
-    kept = {p: p.stat().st_mtime_ns for p in [work / "mismatch" / "probe.json", work / "mismatch" / "face.h5"]}
 
     shutil.copy(tiny_clip, truncated)  # the user replaces the broken download,
     shutil.copy(tiny_clip, noface)  # the video without a face,
@@ -77,9 +85,9 @@ def test_broken_videos_fail_alone_and_a_rerun_redoes_only_them(tiny_clip, bad_in
     second = run_snakemake(tmp_path, *command, profile="local")
     assert second.returncode == 0, second.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in good_files} == good_files, "a finished video was recomputed"
-    assert {p: p.stat().st_mtime_ns for p in kept} == kept, "a job whose inputs did not change was recomputed"
-    assert {video for _, video in jobs_run(second)} == set(errors)
-    assert ("extract", "mismatch") not in jobs_run(second) and ("track", "mismatch") not in jobs_run(second)
+    # only what failed: the two broken targets' probe and tracking, and every job of the three videos
+    assert {video for _, video in jobs_run(second)} == {*errors, key["truncated"], key["noface"]}
+    assert not {("extract", key["good"]), ("track", key["good"])} & jobs_run(second)  # "mismatch"'s target
     for name in errors:
         assert (work / name / "metrics.json").is_file() and (work / name / "provenance.json").is_file()
     assert "nice-core: 4 video(s) done. Report:" in second.stdout + second.stderr
@@ -157,7 +165,9 @@ def test_a_missing_external_tool_stops_the_run_before_any_job(short_clip, tmp_pa
 
 def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     """A fake FF++ c23 tree (links to one clip of one person): each manipulated video is paired with its
-    target, and the split file keeps a subset."""
+    target, and the split file keeps a subset. The two methods share their target: it is probed and tracked
+    once, and the two videos' jobs, run side by side on 2 cores, give the same results (their proxies are
+    the same frames)."""
     root = tmp_path / "FF++"
     originals = root / "original_sequences" / "youtube" / "c23" / "videos"
     originals.mkdir(parents=True)
@@ -175,7 +185,16 @@ def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     done = snakemake(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     work = tmp_path / "results" / "work"
-    assert sorted(p.name for p in work.iterdir()) == ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]
+    assert sorted(p.name for p in work.iterdir()) == ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003", "_targets"]
+    assert [p.name for p in (work / "_targets").iterdir()] == [target_key(originals / "000.mp4")]
+    timed = {rule: sorted(p.stem for p in (tmp_path / "results" / "benchmarks" / rule).glob("*.tsv"))
+             for rule in ("extract", "track", "carrier")}  # one benchmark file per job
+    key = target_key(originals / "000.mp4")
+    assert timed == {"extract": [key], "track": [key], "carrier": ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]}
+    refined = {method: tmp_path / "results" / "refined_sequences" / f"{method}-NICe" / "c23" / "videos" / "000_003.mp4"
+               for method in ("FaceSwap", "Deepfakes")}
+    with VideoReader(refined["FaceSwap"]) as a, VideoReader(refined["Deepfakes"]) as b:
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     for method in ("FaceSwap", "Deepfakes"):  # the refined videos mirror FF++'s layout and its c23 encoding
         refined = tmp_path / "results" / "refined_sequences" / f"{method}-NICe" / "c23" / "videos" / "000_003.mp4"
         assert refined.is_file(), refined

@@ -10,6 +10,9 @@ Four sources, all optional, combined (names must not clash):
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,21 @@ class VideoSpec:
     @property
     def generated_proxy(self) -> bool:
         return self.proxy is None
+
+    @property
+    def target_key(self) -> str:
+        """The name of the target's own work folder (:func:`target_key`)."""
+        return target_key(self.target)
+
+
+def target_key(target: str | Path) -> str:
+    """The name of a target video's own work folder, shared by every video of that target file (FF++: the
+    original of four or five methods), so it is probed and tracked once: the file's stem made a valid name,
+    and a digest of its absolute path (two targets of one stem in different folders stay apart; a link is a
+    file of its own, not the file it points to)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(target).stem).lstrip("._-") or "target"
+    digest = hashlib.sha256(os.path.abspath(target).encode()).hexdigest()[:10]
+    return f"{stem}-{digest}"
 
 
 def _from_pair(pair: VideoPair) -> VideoSpec:

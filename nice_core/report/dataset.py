@@ -231,18 +231,21 @@ def _failure_lines(lines: list[str]) -> list[str]:
     return found
 
 
-def failures_from_logs(log_dir: str | Path, names: Iterable[str]) -> list[dict]:
+def failures_from_logs(log_dir: str | Path, names: Iterable[str],
+                       log_names: Mapping[str, Sequence[str]] | None = None) -> list[dict]:
     """Find why videos failed in the workflow's logs, ``<log_dir>/<rule>/<name>.log``.
 
-    For each name, every rule folder's ``<name>.log`` is read; the last line that says why the command
-    stopped (:func:`_failure_lines`: ``nice-core: error: ...``, a SIGTERM, a traceback's last line) is the
-    message, the folder the rule. When several logs hold such a line, the
+    For each name, every rule folder's ``<name>.log`` (and ``<other>.log`` for the other names
+    ``log_names`` gives it: the workflow's per-target jobs log under the target) is read; the last line
+    that says why the command stopped (:func:`_failure_lines`: ``nice-core: error: ...``, a SIGTERM, a
+    traceback's last line) is the message, the folder the rule. When several logs hold such a line, the
     most recently written one wins (an older failure may have been fixed by a rerun). A video with no such
     line still gets an entry (rule ``None`` when it has no log at all), so no failure goes unlisted.
 
     Args:
         log_dir: the workflow's log folder (``results/logs``).
         names: the videos to explain, typically those without an eval JSON.
+        log_names: name -> the names its logs go by (default: the name alone).
 
     Returns:
         One ``{"name", "rule", "message", "log"}`` dict per name, in the given order (``log``: the log
@@ -260,7 +263,8 @@ def failures_from_logs(log_dir: str | Path, names: Iterable[str]) -> list[dict]:
     rules = sorted(p for p in log_dir.iterdir() if p.is_dir())
     failures = []
     for name in names:
-        logs = [rule / f"{name}.log" for rule in rules if (rule / f"{name}.log").is_file()]
+        aliases = (log_names or {}).get(name) or [name]
+        logs = [rule / f"{alias}.log" for rule in rules for alias in aliases if (rule / f"{alias}.log").is_file()]
         found: list[tuple[float, Path, str]] = []
         for log in logs:
             errors = _failure_lines(log.read_text(errors="replace").splitlines())

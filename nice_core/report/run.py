@@ -6,7 +6,7 @@ when some failed (Snakemake's ``onerror``), so the failed videos are listed with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from nice_core.report.common import load_eval_json
@@ -21,7 +21,8 @@ from nice_core.report.html import write_video_report
 
 
 def build_report(metrics_files: Sequence[str | Path], out_html: str | Path, videos_dir: str | Path | None = None,
-                 expected: Iterable[str] = (), log_dir: str | Path | None = None) -> Path:
+                 expected: Iterable[str] = (), log_dir: str | Path | None = None,
+                 log_names: Mapping[str, Sequence[str]] | None = None) -> Path:
     """Write ``out_html`` (the data-set page) with ``.csv``/``.json`` beside it, and per-video pages.
 
     Args:
@@ -30,13 +31,18 @@ def build_report(metrics_files: Sequence[str | Path], out_html: str | Path, vide
         videos_dir: where to write ``<name>.html`` per video (default: ``<out_html's folder>/videos``).
         expected: names of every video of the run; those without metrics are listed as failures.
         log_dir: the workflow's log folder, searched for each failure's ``nice-core: error:`` line.
+        log_names: the log names of each video (default: its own name; the workflow adds its target's, whose
+            probe and tracking jobs log under the target).
     """
     out_html = Path(out_html)
     evals = [load_eval_json(path) for path in metrics_files]
     have = {e["name"] for e in evals}
     missing = [name for name in expected if name not in have]
-    failures = failures_from_logs(log_dir, missing) if (missing and log_dir and Path(log_dir).is_dir()) else [
-        {"name": name, "rule": "?", "message": "no metrics (the video's jobs did not finish)"} for name in missing]
+    if missing and log_dir and Path(log_dir).is_dir():
+        failures = failures_from_logs(log_dir, missing, log_names)
+    else:
+        failures = [{"name": name, "rule": "?", "message": "no metrics (the video's jobs did not finish)"}
+                    for name in missing]
     table = aggregate(evals, failures)
     videos_dir = Path(videos_dir) if videos_dir is not None else out_html.parent / "videos"
     for data in evals:
