@@ -115,3 +115,23 @@ def test_paste_back_checks_shapes(sample):
     with pytest.raises(ValueError, match="crop"):
         paste_back(np.zeros((10, 10, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), np.zeros((7, 7)),
                    np.eye(2, 3))
+
+
+def test_the_mesh_and_the_face_oval_come_from_mediapipes_data_without_loading_mediapipe():
+    """The fit, the 3D prior and compositing need mediapipe's edge lists, not its runtime (2 s of a job's
+    start): the lists are mediapipe's own, read from its installed file, and mediapipe stays unloaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nice_core.face.mesh import mesh_topology; "
+            "from nice_core.face.landmarks import face_oval_indices; "
+            "from nice_core.face.connections import face_mesh_connections as c; "
+            "t, holes = mesh_topology(); o = face_oval_indices(); loaded = 'mediapipe' in sys.modules; "
+            "import mediapipe as mp; m = mp.solutions.face_mesh_connections; "
+            "same = all(getattr(c(), k) == getattr(m, k) for k in dir(m) if k.startswith('FACEMESH_')); "
+            "print(loaded, same, len(vars(c())), t.shape[0], len(holes), len(o))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded, same, sets, triangles, holes, oval = done.stdout.split()[-6:]
+    assert (loaded, same) == ("False", "True")
+    assert int(sets) >= 10 and int(triangles) > 850 and int(holes) == 3 and int(oval) == 36

@@ -55,9 +55,9 @@ def native_stderr_silenced() -> Iterator[TextIO]:
 @lru_cache(maxsize=1)
 def face_oval_indices() -> tuple[int, ...]:
     """The face-oval landmark indices as one closed polygon, in order around the face."""
-    import mediapipe as mp
+    from nice_core.face.connections import face_mesh_connections
 
-    edges = list(mp.solutions.face_mesh.FACEMESH_FACE_OVAL)
+    edges = list(face_mesh_connections().FACEMESH_FACE_OVAL)
     following = dict(edges)
     start = edges[0][0]
     order = [start]

@@ -44,9 +44,9 @@ def _boundary_loops(triangles: np.ndarray) -> list[list[int]]:
 def mesh_topology() -> tuple[np.ndarray, tuple[tuple[int, ...], ...]]:
     """``(triangles, holes)``: ``(T, 3)`` vertex indices into the extended point array (see
     :func:`extended_points`), and the landmark loops of the filled holes."""
-    import mediapipe as mp
+    from nice_core.face.connections import face_mesh_connections
 
-    edges = mp.solutions.face_mesh.FACEMESH_TESSELATION
+    edges = face_mesh_connections().FACEMESH_TESSELATION
     adjacent: dict[int, set[int]] = defaultdict(set)
     for a, b in edges:
         adjacent[a].add(b)

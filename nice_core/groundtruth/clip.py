@@ -97,9 +97,9 @@ def _indices(connections) -> list[int]:
 
 
 def _regions() -> dict[str, list[int]]:
-    import mediapipe as mp
+    from nice_core.face.connections import face_mesh_connections
 
-    conn = mp.solutions.face_mesh_connections
+    conn = face_mesh_connections()
     return {"left_eye": _indices(conn.FACEMESH_LEFT_EYE), "right_eye": _indices(conn.FACEMESH_RIGHT_EYE),
             "nose": _indices(conn.FACEMESH_NOSE), "lips": _indices(conn.FACEMESH_LIPS),
             "oval": list(face_oval_indices()), "left_brow": _indices(conn.FACEMESH_LEFT_EYEBROW),
