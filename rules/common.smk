@@ -76,10 +76,6 @@ def store_of(wildcards):
     return work(wildcards.video).store
 
 
-def probe_of(wildcards):
-    return work(wildcards.video).probe
-
-
 def log_names():
     """Where each video's logs are: its own, and those of the per-target jobs of its target."""
     return {name: [name, spec.target_key] for name, spec in VIDEOS.items()}

@@ -72,3 +72,5 @@ def test_the_per_target_stages_read_only_the_target_and_write_only_its_files():
     rules = {block.split(":", 1)[0]: block for block in re.split(r"^rule ", text, flags=re.M)[1:]}
     for step in CHAIN:  # a per-target rule is keyed by {target}; the others reach its files through helpers
         assert ("{target}" in rules[step.name]) == step.per_target, step.name
+    for name in TARGET_FILES:  # work("{video}") is a pattern of the video's own folder, where they are not
+        assert f'work("{{video}}").{name}' not in text, f"a rule reads {name} from the video's folder"
