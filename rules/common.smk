@@ -42,7 +42,8 @@ WORK = RESULTS / "work"
 # Each target video's own folder (probe, audio, face store, preview), shared by every video of that target:
 # FF++'s 4-5 methods of one original are probed and tracked once. "_" cannot start a video's name.
 TARGET_WORK = WORK / "_targets"
-TARGETS = {v.target_key: str(v.target) for v in VIDEOS.values()}
+TARGET_KEY = {name: v.target_key for name, v in VIDEOS.items()}  # hashed once, read by every helper
+TARGETS = {TARGET_KEY[name]: str(v.target) for name, v in VIDEOS.items()}
 LOGS = RESULTS / "logs"
 BENCH = RESULTS / "benchmarks"
 REPORT = RESULTS / "report"
@@ -57,8 +58,8 @@ PROXY_RESOURCES = "proxy" if GENERATOR == "swap" else "external_proxy"
 def work(name):
     """A video's work files (nice_core.chain.WorkFiles: their names live there), its target's in the
     target's shared folder; ``work("{video}")`` gives the rules' patterns of the video's own files."""
-    spec = VIDEOS.get(name)
-    return WorkFiles(WORK / name, target_files(spec.target_key).root if spec else None)
+    key = TARGET_KEY.get(name)
+    return WorkFiles(WORK / name, target_files(key).root if key else None)
 
 
 def target_files(key):
@@ -78,7 +79,7 @@ def store_of(wildcards):
 
 def log_names():
     """Where each video's logs are: its own, and those of the per-target jobs of its target."""
-    return {name: [name, spec.target_key] for name, spec in VIDEOS.items()}
+    return {name: [name, key] for name, key in TARGET_KEY.items()}
 
 
 def flags(*sections):
