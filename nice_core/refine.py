@@ -44,6 +44,7 @@ class RefineResult:
     n_frames: int
     frames_refined: int
     epochs: int
+    steps: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -161,4 +162,4 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
         if finished and not (explicit_work or keep_work):
             shutil.rmtree(work, ignore_errors=True)
     return RefineResult(result.output, result.uncertainty, result.n_frames, result.frames_refined,
-                        fitted.epochs, seconds)
+                        fitted.epochs, fitted.steps, seconds)
