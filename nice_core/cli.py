@@ -260,7 +260,7 @@ def cmd_verify(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     return 0 if result.found else 1
 
 
-def _add_fit_options(parser: argparse.ArgumentParser) -> None:
+def _add_fit_options(parser: argparse.ArgumentParser, warm_start: bool = True) -> None:
     group = parser.add_argument_group("carrier fit (defaults: FitConfig)")
     group.add_argument("--epochs", type=int, help="passes over the frames (default: from the step budget)")
     group.add_argument("--size", type=int, help="crop side the carrier is fitted at (default: the store's, 256)")
@@ -274,6 +274,9 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
                        "(the ablation)")
     group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="any other FitConfig field (unet_* / loss_* for the nested ones), e.g. steps=1200")
+    if warm_start:
+        group.add_argument("--init", metavar="CARRIER", help="warm start: begin from this fitted carrier's weights "
+                           "(e.g. another method's of the same target; usually with a smaller --set steps=N)")
 
 
 def _fit_config(args: argparse.Namespace, base: dict | None = None):
@@ -333,7 +336,7 @@ def cmd_fit(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else WorkFiles(output.parent).checkpoints
     crops = Path(args.proxy_crops) if args.proxy_crops else WorkFiles(output.parent).proxy_crops
     result = fit_carrier(args.store, args.proxy, config, checkpoints, check=check, prior3d=args.prior3d,
-                         proxy_crops=crops, restart=args.restart)
+                         proxy_crops=crops, init=args.init, restart=args.restart)
     tmp = temporary_sibling(output)
     shutil.copyfile(result.weights, tmp)
     tmp.replace(output)
@@ -380,7 +383,8 @@ def cmd_refine(args: argparse.Namespace, cleanup: _Cleanup) -> int:
     sigma = cleanup.track(Path(args.save_uncertainty)) if args.save_uncertainty else None
     result = refine_video(args.target, args.proxy, output, identity=args.identity, fit=fit, track=track,
                           prior3d=prior3d, composite=_composite_config(args), encode=encode, work_dir=args.work_dir,
-                          keep_work=args.keep_work, uncertainty_output=sigma, show_progress=not args.quiet)
+                          keep_work=args.keep_work, uncertainty_output=sigma, show_progress=not args.quiet,
+                          init=args.init)
     if args.json:
         from nice_core.io import write_json
 
@@ -598,7 +602,7 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--proxy", help="use this proxy instead of the built-in self-swap")
     demo.add_argument("--quick", action="store_true", help="a faster, rougher run (smaller fit budget, no hands)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    _add_fit_options(demo)
+    _add_fit_options(demo, warm_start=False)
     demo.set_defaults(func=cmd_demo)
 
 

@@ -83,8 +83,10 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
                  encode: EncodeOptions | None = None,
                  work_dir: str | Path | None = None, keep_work: bool = False,
                  uncertainty_output: str | Path | None = None, show_progress: bool | None = None,
-                 log: Callable[[str], None] | None = None) -> RefineResult:
+                 log: Callable[[str], None] | None = None, init: str | Path | None = None) -> RefineResult:
     """Refine one swapped video (``proxy``) of ``target`` into ``output``.
+
+    ``init``: a fitted carrier to start the fit from (:func:`~nice_core.carrier.fit_carrier`'s warm start).
 
     Raises:
         InputError: a missing, non-video or truncated input, a proxy that does not match the target, an
@@ -139,7 +141,7 @@ def refine_video(target: str | Path, proxy: str | Path, output: str | Path, *, i
 
         t, stage = time.perf_counter(), "fitting"
         fitted = fit_carrier(store_path, proxy, fit, files.checkpoints, check=check, prior3d=prior,
-                             proxy_crops=files.proxy_crops, log=log)
+                             proxy_crops=files.proxy_crops, init=init, log=log)
         seconds["fitting"] = time.perf_counter() - t
 
         t, stage = time.perf_counter(), "compositing"

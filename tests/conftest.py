@@ -34,12 +34,13 @@ def run_ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True, timeout=120)
 
 
-def kill_when(child: subprocess.Popen, done: Path, seconds: float, what: str) -> None:
-    """SIGKILL ``child`` as soon as ``done`` exists (``what`` names that moment in a failure); fail if the
-    child ends first or ``seconds`` pass. The child is killed and reaped whatever happens."""
+def kill_when(child: subprocess.Popen, done: Path, seconds: float, what: str, ready=None) -> None:
+    """SIGKILL ``child`` as soon as ``done`` exists (and ``ready()`` is true, if given; ``what`` names that
+    moment in a failure); fail if the child ends first or ``seconds`` pass. The child is killed and reaped
+    whatever happens."""
     try:
         deadline = time.monotonic() + seconds
-        while not done.is_file():
+        while not (done.is_file() and (ready is None or ready())):
             assert child.poll() is None, f"the child ended before {what}"
             assert time.monotonic() < deadline, f"no {what} after {seconds:g} s"
             time.sleep(0.02)

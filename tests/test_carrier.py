@@ -307,9 +307,11 @@ CHILD = """
 import json, sys, time
 from nice_core.carrier import FitConfig, fit_carrier
 
+PAUSE = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+
 def pause_after_first(epoch, state):
-    if epoch == 1:
-        time.sleep(120)  # killed here, after the first checkpoint
+    if epoch == PAUSE:
+        time.sleep(120)  # killed here, after that epoch's checkpoint
 
 config = FitConfig.from_dict(json.loads(sys.argv[3]))
 fit_carrier(sys.argv[1], None, config, sys.argv[2], on_epoch=pause_after_first, log=lambda line: None)
@@ -544,3 +546,106 @@ def test_a_long_epoch_reports_its_progress(bench: SimpleNamespace, monkeypatch: 
     fit_carrier(bench.store, None, tiny_config(epochs=1), log=lines.append)
     steps = [line for line in lines if ": step " in line]
     assert steps and steps[0].startswith("carrier: epoch 1/1: step 1/") and "L1 so far" in steps[0]
+
+
+# -- the plateau stop rule ------------------------------------------------------------------------------------
+
+
+def test_plateau_helpers_spread_measure_and_compress() -> None:
+    from nice_core.carrier.plateau import output_change, probe_items, schedule_position
+
+    assert probe_items(80) == [10, 30, 50, 70] and probe_items(2) == [0, 1] and probe_items(1) == [0]
+    a = torch.zeros(2, 3, 4, 4)
+    b = a.clone()
+    b[0, :, :2] = 2 / 255  # half of frame 0 moved by two levels
+    weight = torch.ones(2, 1, 4, 4)
+    assert output_change(a, b, weight) == pytest.approx(0.5)  # 2 levels on a quarter of the weight
+    weight[0, :, :2] = 0
+    assert output_change(a, b, weight) == 0.0 and output_change(a, b, torch.zeros_like(weight)) == 0.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        output_change(a, b[:1], weight)
+    assert [schedule_position(s, None, 10, 100) for s in (0, 50, 99)] == [0.0, 50.0, 99.0]
+    assert schedule_position(40, 40, 10, 100) == 40 and schedule_position(50, 40, 10, 100) == 99
+    assert schedule_position(45, 40, 10, 100) == pytest.approx(69.5)
+    with pytest.raises(ValueError, match="stop must be one of"):
+        FitConfig(stop="never")
+    with pytest.raises(ValueError, match="plateau_tail"):
+        FitConfig(plateau_tail=1.0)
+
+
+def plateau_config(**changes) -> FitConfig:
+    """24 steps (4 epochs of 6); checks every 2 steps from step 8 (the peak), the tail 6 steps."""
+    settings = dict(epochs=4, stop="plateau", plateau_every=2, plateau_patience=3, plateau_tail=0.25)
+    return tiny_config(**{**settings, **changes})
+
+
+def test_the_plateau_rule_only_watches_until_it_fires(bench: SimpleNamespace, tmp_path: Path) -> None:
+    """With a threshold of 0 the rule never fires: the weights are those of the plain budget, bit for bit,
+    and the checks' output changes are in the state."""
+    plain = fit_carrier(bench.store, None, tiny_config(epochs=4), log=quiet)
+    watched = fit_carrier(bench.store, None, plateau_config(plateau_change=0.0), tmp_path / "w", log=quiet)
+    assert_identical(plain.model.state_dict(), watched.model.state_dict())
+    assert watched.steps == plain.steps == 24
+    checks = json.loads((tmp_path / "w" / "state.json").read_text())["plateau"]["checks"]
+    assert [c[0] for c in checks] == list(range(10, 25, 2)) and all(c[1] > 0 for c in checks)
+
+
+def test_a_plateau_ends_the_fit_at_the_schedules_end(bench: SimpleNamespace) -> None:
+    """Any change counts as a plateau here: checks at steps 8 (the first probe), 10, 12 and 14 (the third low
+    check: the plateau), then the schedule's rest in 6 steps: the fit ends at step 20 of 24, mid-epoch, at
+    the schedule's small final learning rate."""
+    lines: list[str] = []
+    config = plateau_config(plateau_change=1e9)
+    result = fit_carrier(bench.store, None, config, log=lines.append)
+    assert result.steps == 20 and result.epochs == 4
+    assert any("plateau at step 14" in line and "ending at step 20 of 24" in line for line in lines)
+    last = result.history[-1]
+    assert last["steps"] == 2 and last["lr"] < 0.05 * config.lr
+    full = fit_carrier(bench.store, None, tiny_config(epochs=4), log=quiet)
+    assert any(not torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                     full.model.state_dict().values()))
+
+
+@pytest.mark.slow
+def test_a_resumed_plateau_fit_stops_where_an_uninterrupted_one_does(bench: SimpleNamespace, tmp_path: Path) -> None:
+    """Killed after epoch 2 (step 12: two checks counted, the last probe output in the checkpoint), the
+    resumed fit finds the plateau at the same step and ends with the same weights."""
+    config = plateau_config(plateau_change=1e9)
+    reference = tmp_path / "reference"
+    fit_carrier(bench.store, None, config, reference, log=quiet)
+    interrupted = tmp_path / "interrupted"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(bench.store), str(interrupted),
+                              json.dumps(config.to_dict()), "2"])
+    kill_when(child, interrupted / "state.json", 120, "its second checkpoint",
+              ready=lambda: json.loads((interrupted / "state.json").read_text())["epoch"] == 2)
+    state = json.loads((interrupted / "state.json").read_text())
+    assert state["plateau"]["low"] == 2 and "previous" in read_checkpoint(interrupted).monitor
+    result = fit_carrier(bench.store, None, config, interrupted, log=quiet)
+    assert result.steps == 20
+    assert_identical(state_tensors(interrupted), state_tensors(reference))
+    done = json.loads((interrupted / "state.json").read_text())
+    assert done["plateau"] == json.loads((reference / "state.json").read_text())["plateau"]
+
+
+# -- warm start -------------------------------------------------------------------------------------------------
+
+
+def test_a_warm_start_begins_at_the_given_carrier(bench: SimpleNamespace, tmp_path: Path) -> None:
+    """Started from a fitted carrier, the first epoch's error is already near that carrier's last one (a cold
+    start's is far above it); a carrier of another shape is refused with one line, and a checkpoint of a fit
+    from another start is not resumed."""
+    first = fit_carrier(bench.store, None, tiny_config(epochs=4), tmp_path / "first", log=quiet)
+    cold = fit_carrier(bench.store, None, tiny_config(epochs=1), log=quiet)
+    warm = fit_carrier(bench.store, None, tiny_config(epochs=1), tmp_path / "warm", init=first.weights, log=quiet)
+    end = first.history[-1]["l1"]
+    assert warm.history[0]["l1"] < 1.3 * end < cold.history[0]["l1"]
+    other = tiny_config(epochs=1, unet=UNetConfig(base_channels=4, depth=3))
+    with pytest.raises(InputError, match="warm start .*network"):
+        fit_carrier(bench.store, None, other, init=first.weights, log=quiet)
+    with pytest.raises(CheckpointMismatchError, match="init_sha256"):
+        fit_carrier(bench.store, None, tiny_config(epochs=1), tmp_path / "warm", init=cold_weights(tmp_path, bench),
+                    log=quiet)
+
+
+def cold_weights(tmp_path: Path, bench: SimpleNamespace) -> Path:
+    return fit_carrier(bench.store, None, tiny_config(epochs=1, seed=3), tmp_path / "other", log=quiet).weights

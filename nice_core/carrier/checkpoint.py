@@ -6,7 +6,9 @@
 * ``optim.<k>.<name>``: Adam/AdamW's per-parameter state for the ``k``-th parameter of
   ``model.parameters()`` (``step``, ``exp_avg``, ``exp_avg_sq``);
 * ``rng.<name>``: random-generator states as ``uint8`` tensors (``data``: the data-order generator,
-  ``torch``: the global CPU generator).
+  ``torch``: the global CPU generator);
+* ``monitor.<name>``: the plateau stop rule's tensors (:class:`~nice_core.carrier.plateau.PlateauMonitor`),
+  when the fit uses it.
 
 Its string metadata holds ``format`` (:data:`FORMAT`), ``unet`` (the :class:`UNetConfig` as JSON) and
 ``state`` (the full resume state as JSON, the same as ``state.json``). So the file is self-contained: a fit
@@ -66,6 +68,7 @@ class Checkpoint:
     optim: dict[int, dict[str, Tensor]] = field(default_factory=dict)
     rng: dict[str, Tensor] = field(default_factory=dict)
     state: dict = field(default_factory=dict)
+    monitor: dict[str, Tensor] = field(default_factory=dict)
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -82,7 +85,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_checkpoint(checkpoint_dir: str | Path, model: CarrierUNet, optimizer: torch.optim.Optimizer | None,
-                     rng: dict[str, Tensor], state: dict) -> None:
+                     rng: dict[str, Tensor], state: dict, monitor: dict[str, Tensor] | None = None) -> None:
     """Write ``carrier.safetensors`` then ``state.json``, each atomically (see the module notes)."""
     from safetensors.torch import save
 
@@ -96,6 +99,8 @@ def write_checkpoint(checkpoint_dir: str | Path, model: CarrierUNet, optimizer: 
                     tensors[f"optim.{k}.{name}"] = value.detach().cpu().contiguous()
     for name, value in rng.items():
         tensors[f"rng.{name}"] = value.cpu().contiguous()
+    for name, value in (monitor or {}).items():
+        tensors[f"monitor.{name}"] = value.detach().cpu().contiguous()
     metadata = {"format": FORMAT, "unet": json.dumps(model.config.to_dict()), "state": json.dumps(state)}
     _atomic_write_bytes(directory / WEIGHTS_NAME, save(tensors, metadata=metadata))
     _atomic_write_bytes(directory / STATE_NAME, (json.dumps(state, indent=1, sort_keys=True) + "\n").encode())
@@ -134,6 +139,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             out.optim.setdefault(int(index), {})[name] = value
         elif kind == "rng":
             out.rng[rest] = value
+        elif kind == "monitor":
+            out.monitor[rest] = value
     return out
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "RUNTIME_FIELDS",
     "SCHEDULES",
     "S_HEADS",
+    "STOPS",
     "FitConfig",
     "LossConfig",
     "UNetConfig",
@@ -31,6 +32,8 @@ SCHEDULES = ("onecycle", "constant")
 #: The identity texture's channels in the fit's default network (``docs/carrier.md``, "Wave 2").
 DEFAULT_TEXTURE_CHANNELS = 8
 OPTIMIZERS = ("adam", "adamw")
+#: How a fit ends: its whole step budget, or its output's plateau (nice_core.carrier.plateau) within it.
+STOPS = ("budget", "plateau")
 
 #: FitConfig fields that may differ between a checkpoint and its resume (they change no result's meaning).
 RUNTIME_FIELDS = ("device", "threads")
@@ -169,6 +172,13 @@ class FitConfig:
         texture_lr_scale: the identity texture's learning rate over ``lr`` (with ``unet.texture_channels``).
         register_proxy: shift each proxy crop's face onto the target's before fitting
             (:mod:`nice_core.carrier.register`: undoes the swap's per-frame misalignment).
+        stop: ``"budget"``: run the whole step budget; ``"plateau"``: end once the output stops changing
+            (:mod:`nice_core.carrier.plateau`), the budget as the cap.
+        plateau_every: optimizer steps between two plateau checks.
+        plateau_change: the plateau's threshold: mean absolute change of the output on the probe frames
+            between two checks, in 8-bit levels.
+        plateau_patience: checks in a row below ``plateau_change`` that make the plateau.
+        plateau_tail: the share of the budget the schedule's rest takes once the plateau is found, in ``(0, 1)``.
         seed: seeds the initial weights and the data order.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; CUDA falls back to the CPU with a warning.
         threads: ``torch.set_num_threads`` during the fit; ``None`` leaves torch's choice.
@@ -194,6 +204,11 @@ class FitConfig:
     warmup: float = 0.3
     texture_lr_scale: float = 10.0
     register_proxy: bool = True
+    stop: str = "budget"
+    plateau_every: int = 100
+    plateau_change: float = 0.25
+    plateau_patience: int = 2
+    plateau_tail: float = 0.1
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -224,6 +239,12 @@ class FitConfig:
             raise ValueError(f"texture_lr_scale must be > 0, got {self.texture_lr_scale}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
+        if self.stop not in STOPS:
+            raise ValueError(f"stop must be one of {STOPS}, got {self.stop!r}")
+        if self.plateau_every < 1 or self.plateau_change < 0 or self.plateau_patience < 1:
+            raise ValueError("need plateau_every >= 1, plateau_change >= 0 and plateau_patience >= 1")
+        if not 0 < self.plateau_tail < 1:
+            raise ValueError(f"plateau_tail must be in (0, 1), got {self.plateau_tail}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 

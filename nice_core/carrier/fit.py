@@ -10,6 +10,8 @@ max 1e-3 2.3 dB above a constant 3e-4 on the same network.
 **How long.** ``epochs`` fixes the passes; left ``None``, a budget of ``steps`` optimizer steps sets them,
 ``round(steps / steps_per_epoch)`` clipped to ``[min_epochs, max_epochs]``: a 10 s clip and a 5 s clip get
 the same training time, a long clip at least ``min_epochs`` passes (time then grows with its length).
+With ``stop = "plateau"`` the fit may end sooner, once its output stops changing (the budget stays the cap;
+:mod:`nice_core.carrier.plateau`).
 
 **Warm-up without the uncertainty term.** For the first ``warmup`` share of the steps the loss is the plain
 ``D``; only then does ``s`` start to count. Early on the carrier's output is far from the proxy
@@ -59,6 +61,7 @@ from nice_core.carrier.config import (
 )
 from nice_core.carrier.data import CarrierDataset, prepare_proxy_crops
 from nice_core.carrier.loss import CarrierLoss
+from nice_core.carrier.plateau import PlateauMonitor, probe_items
 from nice_core.carrier.unet import CarrierUNet
 from nice_core.errors import InputError
 from nice_core.prior3d.losses import Window
@@ -139,7 +142,7 @@ def plan_fit(frames: int, config: FitConfig) -> FitPlan:
     return FitPlan(frames, epochs, per_epoch)
 
 
-def one_cycle_lr(step: int, total: int, max_lr: float, pct_start: float = 0.3, div_factor: float = 25.0,
+def one_cycle_lr(step: float, total: int, max_lr: float, pct_start: float = 0.3, div_factor: float = 25.0,
                  final_div_factor: float = 1e4) -> float:
     """The learning rate at ``step`` (0-based) of ``total``: torch's ``OneCycleLR`` with cosine annealing.
 
@@ -220,7 +223,7 @@ def _describe_mismatch(saved: dict, wanted: dict, prefix: str = "") -> list[str]
 
 def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config: FitConfig | None = None,
                 checkpoint_dir: str | Path | None = None, *, check=None, prior3d: str | Path | None = None,
-                proxy_crops: str | Path | None = None, restart: bool = False,
+                proxy_crops: str | Path | None = None, init: str | Path | None = None, restart: bool = False,
                 log: Callable[[str], None] | None = None,
                 on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Fit the carrier of one video.
@@ -236,6 +239,10 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         proxy_crops: the proxy-crop cache file (default: ``proxy_crops.h5`` beside the store).
         prior3d: the video's ``prior3d.h5`` (:mod:`nice_core.prior3d.stage`), needed when a 3D loss is on
             (``config.loss.uses_prior3d``).
+        init: a warm start: a fitted carrier (``carrier.safetensors``, e.g. of another method of the same
+            target) whose weights the fit starts from instead of random ones; its network must be
+            ``config.unet``. The optimizer and the schedule start afresh (over ``config``'s budget). Part of
+            the checkpoint's identity: a resume with another ``init`` is refused.
         restart: discard a checkpoint that does not match instead of refusing it.
         log: receives one line per epoch and any warning; default: stderr.
         on_epoch: called after each epoch's checkpoint with the epoch number (1-based) and the state dict.
@@ -247,7 +254,8 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
     Raises:
         CheckpointMismatchError: ``checkpoint_dir`` holds a checkpoint of another config, store or proxy
             (and ``restart`` is false).
-        InputError: the store or proxy is unusable (see :func:`prepare_proxy_crops`).
+        InputError: the store or proxy is unusable (see :func:`prepare_proxy_crops`), or ``init`` is not a
+            carrier of ``config.unet``'s shape.
     """
     config = config or FitConfig()
     log = log or _stderr
@@ -266,12 +274,15 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
             identity["prior3d_sha256"] = prior.frames.sha256
         torch.manual_seed(config.seed)
         model = CarrierUNet(config.unet)
+        if init is not None:
+            identity["init_sha256"] = _warm_start(model, init)
         optimizer = _optimizer(model, config)
         generator = torch.Generator().manual_seed(config.seed)
         state = {"format": FORMAT, "identity": identity, "config": config.to_dict(), "epoch": 0, "step": 0,
                  "total_steps": plan.total_steps, "history": [], "train_seconds": 0.0, "complete": False}
+        monitor_tensors: dict[str, torch.Tensor] = {}
         if checkpoint_dir is not None:
-            state = _resume(Path(checkpoint_dir), model, optimizer, generator, state, restart, log)
+            state, monitor_tensors = _resume(Path(checkpoint_dir), model, optimizer, generator, state, restart, log)
         if state["complete"]:
             return _result(model, state, config, checkpoint_dir)
         model.to(device)
@@ -281,9 +292,12 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                     param_state[key] = value.to(device)
         loss_fn = CarrierLoss(config.loss).to(device)
         run = _Run(model, optimizer, generator, data, loss_fn, config, plan, device, prior)
+        if config.stop == "plateau":
+            run.monitor = _plateau_monitor(run)
+            run.monitor.load(state.get("plateau"), monitor_tensors)
         model.train()
         good = run.snapshot()
-        while state["epoch"] < plan.epochs:
+        while state["epoch"] < plan.epochs and not state["complete"]:
             epoch = state["epoch"]
             record, step = run.epoch(state["step"], state.get("lr_scale", 1.0), log, epoch + 1)
             record["epoch"] = epoch + 1
@@ -293,18 +307,51 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                 continue
             state = {**state, "epoch": epoch + 1, "step": step, "history": [*state["history"], record],
                      "train_seconds": round(state["train_seconds"] + record["seconds"], 3),
-                     "complete": epoch + 1 == plan.epochs, "device": str(device), "threads": torch.get_num_threads()}
+                     "complete": epoch + 1 == plan.epochs or run.stopped(step), "device": str(device),
+                     "threads": torch.get_num_threads()}
+            if run.monitor is not None:
+                state["plateau"] = run.monitor.state()
             log(_epoch_line(record, plan))
             good = run.snapshot()
             if checkpoint_dir is not None:
                 rng = {"data": generator.get_state(), "torch": torch.get_rng_state()}
                 state["rng"] = {name: encode_bytes(value) for name, value in rng.items()}
-                write_checkpoint(checkpoint_dir, model, optimizer, rng, state)
+                write_checkpoint(checkpoint_dir, model, optimizer, rng, state,
+                                 monitor=run.monitor.tensors() if run.monitor is not None else None)
             if on_epoch is not None:
                 on_epoch(epoch + 1, state)
     if prior is not None:
         prior.frames.close()
     return _result(model, state, config, checkpoint_dir)
+
+
+def _warm_start(model: CarrierUNet, init: str | Path) -> str:
+    """Load the fitted carrier ``init`` into ``model``; the SHA-256 of its file (the checkpoint's identity)."""
+    import hashlib
+
+    ckpt = read_checkpoint(init)
+    if ckpt.unet != model.config:
+        raise InputError(f"warm start {init}: its network {ckpt.unet} is not this fit's {model.config}")
+    model.load_state_dict(ckpt.model)
+    digest = hashlib.sha256()
+    with open(Path(init).joinpath(WEIGHTS_NAME) if Path(init).is_dir() else init, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plateau_monitor(run: _Run) -> PlateauMonitor:
+    """The plateau stop rule of ``run``: its probe frames on the device, its checks after the learning rate's
+    peak and the uncertainty warm-up, its tail a ``plateau_tail`` share of the budget."""
+    config, plan, data = run.config, run.plan, run.data
+    items = probe_items(len(data))
+    xt, _, mask = data.batch(items)
+    grid, covered = data.surface_batch(items) if run.model.uses_surface else (None, None)
+    probe = tuple(None if t is None else t.to(run.device) for t in (xt, grid, covered, mask))
+    peak = math.ceil(config.pct_start * plan.total_steps) if config.schedule == "onecycle" else 0
+    return PlateauMonitor(probe, config.plateau_every, config.plateau_change, config.plateau_patience,
+                          start=max(peak, run.warmup_steps), tail=round(config.plateau_tail * plan.total_steps),
+                          total=plan.total_steps)
 
 
 def _prior3d_loss(path: str | Path, data: CarrierDataset, config: FitConfig):
@@ -337,24 +384,37 @@ class _Run:
         self.loss_fn, self.config, self.plan, self.device = loss_fn, config, plan, device
         self.prior = prior  # the 3D losses (Prior3DLoss) or None
         self.warmup_steps = round(config.warmup * plan.total_steps) if config.loss.uncertainty else 0
+        self.monitor: PlateauMonitor | None = None  # the plateau stop rule, when the config asks for it
+
+    def stopped(self, step: int) -> bool:
+        """Whether the plateau rule ends the fit at ``step``."""
+        stop_at = self.monitor.stop_at if self.monitor is not None else None
+        return stop_at is not None and step >= stop_at
 
     def snapshot(self) -> dict:
         """Copies of the weights, optimizer and data-order states (CPU memory, a few MB)."""
         import copy
 
+        monitor = None
+        if self.monitor is not None:
+            monitor = (copy.deepcopy(self.monitor.state()), {k: v.clone() for k, v in self.monitor.tensors().items()})
         return {"model": copy.deepcopy(self.model.state_dict()),
-                "optimizer": copy.deepcopy(self.optimizer.state_dict()), "data": self.generator.get_state()}
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()), "data": self.generator.get_state(),
+                "monitor": monitor}
 
     def restore(self, snapshot: dict) -> None:
         self.model.load_state_dict(snapshot["model"])
         self.optimizer.load_state_dict(snapshot["optimizer"])
         self.generator.set_state(snapshot["data"])
+        if self.monitor is not None and snapshot.get("monitor") is not None:
+            self.monitor.load(*snapshot["monitor"])
 
     def _lr(self, step: int) -> float:
         c = self.config
         if c.schedule == "constant":
             return c.lr
-        return one_cycle_lr(step, self.plan.total_steps, c.lr, c.pct_start, c.div_factor, c.final_div_factor)
+        position = self.monitor.position(step) if self.monitor is not None else step
+        return one_cycle_lr(position, self.plan.total_steps, c.lr, c.pct_start, c.div_factor, c.final_div_factor)
 
     def _batch(self, items: list[int]) -> tuple[tuple[torch.Tensor, ...], Window, torch.Tensor]:
         """One step's ``(xt, xref, mask, grid, covered)`` on the device (grid and covered ``None`` without
@@ -379,9 +439,12 @@ class _Run:
               number: int = 0) -> tuple[dict, int]:
         """One pass over the frames from optimizer step ``step``; returns its record and the next step.
 
-        A long epoch (a long clip) says how far it is every :data:`PROGRESS_SECONDS` through ``log``.
+        A long epoch (a long clip) says how far it is every :data:`PROGRESS_SECONDS` through ``log``. With
+        the plateau rule, the probe is checked every ``plateau_every`` steps and the epoch ends early at the
+        rule's last step.
         """
         config, plan, model = self.config, self.plan, self.model
+        first_step = step
         start = last_note = time.perf_counter()
         totals: dict[str, float] = {}
         peak_norm, lr = 0.0, self._lr(step)
@@ -415,9 +478,16 @@ class _Run:
             if not (math.isfinite(logs["loss"]) and math.isfinite(norm)):
                 break  # do not step on it: the epoch is rolled back
             self.optimizer.step()
+            if self.monitor is not None and self.monitor.due(step):
+                line = self.monitor.check(model, step)
+                if line is not None and log is not None:
+                    log(line)
+            if self.stopped(step):
+                break
         seconds = time.perf_counter() - start
-        record = {key: round(value / plan.steps_per_epoch, 6) for key, value in totals.items()}
-        record.update(epoch=0, seconds=round(seconds, 3), lr=lr, grad_norm_max=round(peak_norm, 6))
+        steps_done = max(1, step - first_step)
+        record = {key: round(value / steps_done, 6) for key, value in totals.items()}
+        record.update(epoch=0, steps=steps_done, seconds=round(seconds, 3), lr=lr, grad_norm_max=round(peak_norm, 6))
         return record, step
 
 
@@ -451,15 +521,16 @@ def _epoch_line(record: dict, plan: FitPlan) -> str:
                                                        "detail3d") if k in record)
     parts += f", |grad| {record['grad_norm']:.3g} (max {record['grad_norm_max']:.3g})"
     return (f"carrier: epoch {record['epoch']}/{plan.epochs}, loss {record['loss']:.4f} ({parts}), "
-            f"{record['seconds']:.1f} s, {1000 * record['seconds'] / plan.steps_per_epoch:.0f} ms/step")
+            f"{record['seconds']:.1f} s, {1000 * record['seconds'] / record['steps']:.0f} ms/step")
 
 
 def _resume(directory: Path, model: CarrierUNet, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-            fresh: dict, restart: bool, log: Callable[[str], None]) -> dict:
-    """Load the checkpoint in ``directory`` into the objects and return its state, or ``fresh``."""
+            fresh: dict, restart: bool, log: Callable[[str], None]) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Load the checkpoint in ``directory`` into the objects; its state and plateau-rule tensors, or
+    ``fresh`` and none."""
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        return fresh
+        return fresh, {}
     ckpt = read_checkpoint(weights)
     saved = ckpt.state
     if saved.get("identity") != fresh["identity"]:
@@ -471,7 +542,7 @@ def _resume(directory: Path, model: CarrierUNet, optimizer: torch.optim.Optimize
         log(f"carrier: discarding the checkpoint in {directory} ({'; '.join(diffs[:2])})")
         for name in (WEIGHTS_NAME, STATE_NAME):
             (directory / name).unlink(missing_ok=True)
-        return fresh
+        return fresh, {}
     model.load_state_dict(ckpt.model)
     params = list(model.parameters())
     for index, tensors in ckpt.optim.items():
@@ -484,4 +555,4 @@ def _resume(directory: Path, model: CarrierUNet, optimizer: torch.optim.Optimize
         torch.set_rng_state(decode_bytes(saved["rng"]["torch"]))
     if not saved.get("complete"):
         log(f"carrier: resuming from epoch {saved['epoch']}/{fresh['identity']['epochs']} ({directory})")
-    return saved
+    return saved, ckpt.monitor
