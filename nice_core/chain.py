@@ -23,7 +23,7 @@ __all__ = ["CHAIN", "INPUTS", "TARGET_FILES", "Stage", "WorkFiles", "stage"]
 INPUTS = ("target", "identity", "proxy", "reference")
 #: The work files that depend on the target video alone. Where several videos share a target (FF++: one
 #: original, four or five methods), they are made once, in the target's own folder, and read by all.
-TARGET_FILES = ("probe", "audio", "store", "preview")
+TARGET_FILES = ("probe", "audio", "store", "preview", "motion")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,12 @@ class WorkFiles:
     def preview(self) -> Path:
         """The tracking preview video (optional)."""
         return self.target_root / "preview.mp4"
+
+    @property
+    def motion(self) -> Path:
+        """The target's optical flow for e_stab (HDF5, :mod:`nice_core.metrics.motion`), read by every
+        evaluation of the target; the workflow removes it once they are done."""
+        return self.target_root / "motion.h5"
 
     @property
     def proxy(self) -> Path:
@@ -130,6 +136,9 @@ CHAIN: tuple[Stage, ...] = (
           "probe the target (refusing a broken one before any work) and copy its audio", per_target=True),
     Stage("track", "track", ("target", "probe"), ("store", "preview"),
           "track one subject's face; aligned crops, masks and pose into the store", per_target=True),
+    Stage("motion", "motion", ("target",), ("motion",),
+          "the target's optical flow for e_stab, computed once and read by every evaluation of the target",
+          per_target=True),
     Stage("proxy", "swap", ("target", "identity", "store"), ("proxy",),
           "make the per-frame swapped proxy when none is given (built-in swapper or an external tool)"),
     Stage("proxy_check", "check-proxy", ("target", "proxy"), ("proxy_check",),
@@ -141,7 +150,8 @@ CHAIN: tuple[Stage, ...] = (
           "fit the carrier: target crops to proxy crops (and the 3D losses), checkpointed every epoch"),
     Stage("composite", "composite", ("target", "store", "proxy_crops", "carrier", "proxy"), ("refined",),
           "run the carrier on every crop and paste its change back into the target's frames"),
-    Stage("evaluate", "eval", ("target", "refined", "proxy", "proxy_check", "store", "prior3d"), ("metrics",),
+    Stage("evaluate", "eval", ("target", "refined", "proxy", "proxy_check", "store", "prior3d", "motion"),
+          ("metrics",),
           "metrics of the refined video and of the proxy against the target (and a clean reference)"),
     Stage("provenance", "provenance", ("target", "proxy", "probe", "store", "proxy_check", "prior3d", "carrier",
                                        "refined", "metrics"), ("provenance",),

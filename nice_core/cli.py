@@ -214,10 +214,18 @@ def cmd_eval(args: argparse.Namespace, cleanup: _Cleanup) -> int:
                       name=args.name, method=args.method, show_progress=not args.quiet,
                       video_offset=offset_of(args.video_check), proxy_offset=offset_of(args.proxy_check),
                       uncertainty=args.uncertainty, subject=args.subject, store=args.store,
-                      prior3d=args.prior3d)
+                      prior3d=args.prior3d, motion=args.motion)
     print(format_table(result))
     if args.json:
         write_json(cleanup.track(Path(args.json)), result)
+    return 0
+
+
+def cmd_motion(args: argparse.Namespace, cleanup: _Cleanup) -> int:
+    from nice_core.metrics.motion import write_motion
+
+    n = write_motion(args.target, cleanup.track(Path(args.output)), show_progress=not args.quiet)
+    print(f"motion of {n} frames -> {args.output}")
     return 0
 
 
@@ -624,10 +632,18 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                     "--save-uncertainty): recorded for the report's frame strips")
     ev.add_argument("--store", help="the target's face.h5 (with --prior3d: the UV detail transfer)")
     ev.add_argument("--prior3d", help="the target's prior3d.h5: adds the UV detail transfer and the report's UV maps")
+    ev.add_argument("--motion", help="the target's motion.h5 from `nice-core motion`: read instead of computing the "
+                    "target's optical flow (the same numbers)")
     ev.add_argument("--name", help="name for reports (default: the video's file name)")
     ev.add_argument("--method", help="how the proxy was made, for data-set reports")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
+    mo = sub.add_parser("motion", help="the target's optical flow for e_stab, once per target (read by `nice-core "
+                        "eval --motion` for every video of that target)")
+    mo.add_argument("--target", required=True, help="the original video")
+    mo.add_argument("-o", "--output", required=True, help="the motion file to write (HDF5)")
+    mo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    mo.set_defaults(func=cmd_motion)
 
 
 def _add_report_parser(sub: argparse._SubParsersAction) -> None:
@@ -692,7 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Argument destinations that name a command's inputs, its output files and its output folders (the
 #: ``output`` of these commands is a folder). Checked together before any command runs.
-INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "prior3d", "carrier", "check",
+INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "prior3d", "motion", "carrier", "check",
               "video_check", "proxy_check", "probe", "config", "uncertainty", "vgg19_weights", "source", "metrics",
               "file", "audio", "c2pa_key", "c2pa_cert")
 OUTPUT_FILE_ARGS = ("output", "json", "save_uncertainty", "log")

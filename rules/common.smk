@@ -77,6 +77,11 @@ def store_of(wildcards):
     return work(wildcards.video).store
 
 
+def motion_of(wildcards):
+    """The optical flow of the video's target (computed once per target, removed after its evaluations)."""
+    return work(wildcards.video).motion
+
+
 def log_names():
     """Where each video's logs are: its own, and those of the per-target jobs of its target."""
     return {name: [name, key] for name, key in TARGET_KEY.items()}

@@ -64,7 +64,7 @@ def test_the_per_target_stages_read_only_the_target_and_write_only_its_files():
             made |= set(step.writes)
         else:
             assert not set(step.writes) & set(TARGET_FILES), f"{step.name} writes into the target's folder"
-    assert {s.name for s in CHAIN if s.per_target} == {"extract", "track"}
+    assert {s.name for s in CHAIN if s.per_target} == {"extract", "track", "motion"}
     files = WorkFiles("results/work/v", target_root="results/work/_targets/t")
     assert {getattr(files, n).parent for n in TARGET_FILES} == {Path("results/work/_targets/t")}
     assert {getattr(files, n).parent for n in FILE_NAMES if n not in TARGET_FILES} == {Path("results/work/v")}

@@ -159,3 +159,29 @@ def test_eval_error_is_the_last_line(clip24, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"nice-core: error: no face in the reference image {blank}"]
     assert not (tmp_path / "e.json").exists()
+
+
+def test_the_targets_cached_motion_gives_the_same_numbers(clip24, flickering, tmp_path):
+    """`nice-core motion` once per target, `eval --motion` for each video: e_stab and its per-frame curve
+    as computed (bit for bit), the file streamed frame by frame; a motion file of another video is refused."""
+    import subprocess
+    import sys
+
+    import h5py
+
+    from nice_core.errors import InputError
+
+    motion = tmp_path / "motion.h5"
+    done = subprocess.run([sys.executable, "-m", "nice_core", "motion", "--target", str(clip24), "-o", str(motion),
+                           "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with h5py.File(motion) as h5:
+        assert h5["backward"].shape == (24, 2, 360, 640) and h5["backward"].chunks == (1, 2, 360, 640)
+        assert h5["valid"][1:].mean() > 0.9 and not h5["backward"][0].any()
+    for video in (clip24, flickering[6]):
+        computed = evaluate(clip24, video, show_progress=False)
+        cached = evaluate(clip24, video, show_progress=False, motion=motion)
+        assert cached["e_stab"] == computed["e_stab"] and cached["target_e_stab"] == computed["target_e_stab"]
+        assert cached["per_frame"] == computed["per_frame"]
+    with pytest.raises(InputError, match="not the motion of .*computed on"):
+        evaluate(flickering[6], clip24, show_progress=False, motion=motion)

@@ -218,7 +218,7 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
              name: str | None = None, method: str | None = None, show_progress: bool | None = None,
              video_offset: int = 0, proxy_offset: int = 0, uncertainty: str | Path | None = None,
              subject: str = "largest", store: str | Path | None = None,
-             prior3d: str | Path | None = None) -> dict:
+             prior3d: str | Path | None = None, motion: str | Path | None = None) -> dict:
     """Metrics of ``video`` (and ``proxy``, if given) against ``target``; the JSON-ready result.
 
     ``uncertainty`` (the carrier's sigma video from ``nice-core composite --save-uncertainty``) is not
@@ -232,8 +232,12 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
     (:mod:`nice_core.prior3d.score`) is measured for the video and the proxy, and ``"uv_detail"`` holds the
     identity's, the target's and the video's static detail maps as PNG data URIs for the report.
 
+    ``motion``: the target's ``motion.h5`` (:mod:`nice_core.metrics.motion`, made once per target), read
+    instead of computing the target's flow again; the numbers are the same.
+
     Raises:
-        InputError: unreadable inputs, or frame counts that differ from the target's.
+        InputError: unreadable inputs, frame counts that differ from the target's, or a motion file of
+            another video.
     """
     show = sys.stderr.isatty() if show_progress is None else show_progress
     rule = _subject_rule(subject)
@@ -256,7 +260,12 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         ref_reader = (stack.enter_context(_open(reference, n, "reference", 0, tp)) if reference is not None
                       else None)
         ref_frames = ref_reader.iter_frames() if ref_reader is not None else None
-        motion = TargetMotion()
+        if motion is not None:
+            from nice_core.metrics.motion import CachedMotion
+
+            motion = stack.enter_context(CachedMotion(motion, target, target_probe))
+        else:
+            motion = TargetMotion()
         baseline_detail: list[float | None] = []
         try:
             for t in progress(range(n), total=n, desc="eval", enabled=show, stream=console):
