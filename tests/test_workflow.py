@@ -184,21 +184,23 @@ def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     write_workflow_config(tmp_path, {}, ffpp={"root": str(root), "methods": ["FaceSwap", "Deepfakes"],
                                            "compression": "c23", "split": str(split)})
     # one thread per job, so two jobs share the 2 cores at once: each must keep to its one
-    one_thread = [f"{rule}=1" for rule in ("extract", "track", "proxy_check", "prior3d", "carrier", "composite",
-                                           "evaluate")]
+    one_thread = [f"{rule}=1" for rule in ("extract", "track", "motion", "proxy_check", "prior3d", "carrier",
+                                           "composite", "evaluate")]
     done = snakemake(tmp_path, "--set-threads", *one_thread)
     assert done.returncode == 0, done.stderr[-3000:]
     work = tmp_path / "results" / "work"
     assert sorted(p.name for p in work.iterdir()) == ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003", "_targets"]
     assert [p.name for p in (work / "_targets").iterdir()] == [target_key(originals / "000.mp4")]
     timed = {rule: sorted(p.stem for p in (tmp_path / "results" / "benchmarks" / rule).glob("*.tsv"))
-             for rule in ("extract", "track", "carrier")}  # one benchmark file per job
+             for rule in ("extract", "track", "motion", "carrier")}  # one benchmark file per job
     for tsv in (tmp_path / "results" / "benchmarks").rglob("*.tsv"):  # CPU time over wall time, children too:
         with open(tsv) as f:  # another job beside it can only lower it, so this is a bound, not a timing
             row = next(csv.DictReader(f, delimiter="\t"))
         assert float(row["cpu_time"]) <= 1.2 * float(row["s"]) + 0.5, (tsv.relative_to(tmp_path), row)
     key = target_key(originals / "000.mp4")
-    assert timed == {"extract": [key], "track": [key], "carrier": ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]}
+    assert timed == {"extract": [key], "track": [key], "motion": [key],
+                     "carrier": ["Deepfakes__c23__000_003", "FaceSwap__c23__000_003"]}
+    assert not (work / "_targets" / key / "motion.h5").exists()  # temporary: gone once both evaluations ran
     refined = {method: tmp_path / "results" / "refined_sequences" / f"{method}-NICe" / "c23" / "videos" / "000_003.mp4"
                for method in ("FaceSwap", "Deepfakes")}
     with VideoReader(refined["FaceSwap"]) as a, VideoReader(refined["Deepfakes"]) as b:
