@@ -15,10 +15,13 @@ dataset             shape, dtype        meaning
 ``hands``           (N, 2, 21, 2) f4    hand landmarks in frame pixels (NaN: none)
 ``crops``           (N, S, S, 3) u1     aligned RGB crops, one chunk per frame
 ``masks``           (N, S, S) u1        soft face mask, 255 = face
+``shot``            (N,) i4             the frame's shot (0, then +1 at every hard cut)
 ==================  ==================  =====================================================
 
 Attributes: ``schema_version``, ``nice_core_version``, ``video``, ``video_sha256``, ``probe`` (JSON),
-``config`` (JSON), ``crop_size``. Stages that come later add their own groups (e.g. ``prior3d/``).
+``config`` (JSON), ``crop_size``, ``cuts`` (JSON: the frames where a shot starts). Stores written before
+shot cuts were found have neither ``shot`` nor ``cuts`` (:meth:`FaceStore.shots` reads them as one shot).
+Stages that come later add their own groups (e.g. ``prior3d/``).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class FaceStore:
         make("hands", (n, MAX_HANDS, N_HAND_LANDMARKS, 2), "f4", np.nan, (rows, MAX_HANDS, N_HAND_LANDMARKS, 2))
         make("crops", (n, s, s, 3), "u1", 0, (1, s, s, 3))
         make("masks", (n, s, s), "u1", 0, (1, s, s))
+        make("shot", (n,), "i4", 0, (rows,))
         h5.attrs["schema_version"] = SCHEMA_VERSION
         h5.attrs["crop_size"] = s
         for key, value in attrs.items():
@@ -114,6 +118,12 @@ class FaceStore:
         if name not in self._datasets:
             self._datasets[name] = self.h5[name]
         return self._datasets[name]
+
+    def shots(self) -> np.ndarray:
+        """``(N,)`` int32: each frame's shot number (all 0 in a store without shot cuts)."""
+        if "shot" not in self.h5:
+            return np.zeros(self.n_frames, np.int32)
+        return self["shot"][:]
 
     def crop(self, index: int) -> np.ndarray:
         """``(S, S, 3)`` ``uint8`` RGB crop of frame ``index`` (zeros where there is no face)."""

@@ -35,10 +35,11 @@ class SurfaceCoords:
         has_face: ``(N,)`` bool.
         crop_size: the store's crop side.
         sigma_frames: temporal smoothing of the landmarks.
+        shots: ``(N,)`` each frame's shot number (the store's ``shot``): no smoothing across a cut.
     """
 
     def __init__(self, landmarks: np.ndarray, transforms: np.ndarray, has_face: np.ndarray, crop_size: int,
-                 sigma_frames: float = 2.0) -> None:
+                 sigma_frames: float = 2.0, shots: np.ndarray | None = None) -> None:
         has_face = np.asarray(has_face, bool)
         if not has_face.any():
             raise ValueError("no frame has a face")
@@ -46,7 +47,7 @@ class SurfaceCoords:
         crop = np.zeros((n, landmarks.shape[1], 2), np.float64)
         for i in np.flatnonzero(has_face):
             crop[i] = apply_affine(np.asarray(transforms[i], np.float64), np.asarray(landmarks[i])[:, :2])
-        flat = smooth_series(crop.reshape(n, -1), has_face, sigma_frames)
+        flat = smooth_series(crop.reshape(n, -1), has_face, sigma_frames, shots)
         self.crop_landmarks = flat.reshape(crop.shape).astype(np.float32)
         self.canonical = extended_points(np.median(self.crop_landmarks[has_face], axis=0))
         self.crop_size = int(crop_size)
@@ -56,7 +57,7 @@ class SurfaceCoords:
     def from_store(cls, store, sigma_frames: float = 2.0) -> SurfaceCoords:
         """From an open :class:`~nice_core.store.FaceStore`."""
         return cls(store["landmarks"][:], store["transforms"][:], store["has_face"][:], store.crop_size,
-                   sigma_frames)
+                   sigma_frames, store.shots())
 
     def grid(self, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``index``'s ``(size, size, 2)`` float32 grid (canonical x, y in ``[-1, 1]`` of the crop, for

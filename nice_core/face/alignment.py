@@ -78,22 +78,35 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return taps / taps.sum()
 
 
-def smooth_params(params: np.ndarray, valid: np.ndarray, sigma_frames: float) -> np.ndarray:
+def valid_runs(valid: np.ndarray, shots: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of ``valid`` frames that stays within one shot (``shots``: each frame's
+    shot number, :func:`nice_core.face.shots.shot_ids`; ``None``: one shot)."""
+    valid = np.asarray(valid, dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
+    runs = []
+    for start, stop in zip(edges[::2], edges[1::2]):
+        cuts = [] if shots is None else (np.flatnonzero(np.diff(np.asarray(shots)[start:stop])) + start + 1).tolist()
+        bounds = [int(start), *cuts, int(stop)]
+        runs += list(zip(bounds[:-1], bounds[1:]))
+    return runs
+
+
+def smooth_params(params: np.ndarray, valid: np.ndarray, sigma_frames: float,
+                  shots: np.ndarray | None = None) -> np.ndarray:
     """Zero-phase Gaussian smoothing of ``(N, 4)`` alignment params over each run of valid frames.
 
     Runs are smoothed separately (a face that disappears and comes back elsewhere must not be averaged
-    across the gap). Ends are padded by repeating the edge value, so a run's first and last crops are not
-    pulled toward zero. Angles are unwrapped first. Invalid rows are returned unchanged.
+    across the gap), and so are the shots a run spans (``shots``, each frame's shot number: never across a
+    cut). Ends are padded by repeating the edge value, so a run's first and last crops are not pulled toward
+    zero. Angles are unwrapped first. Invalid rows are returned unchanged.
     """
     params = np.asarray(params, dtype=np.float64)
-    valid = np.asarray(valid, dtype=bool)
     out = params.copy()
     if sigma_frames <= 0:
         return out
     kernel = gaussian_kernel(sigma_frames)
     radius = len(kernel) // 2
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
+    for start, stop in valid_runs(valid, shots):
         run = params[start:stop].copy()
         run[:, 3] = np.unwrap(run[:, 3])
         padded = np.pad(run, ((radius, radius), (0, 0)), mode="edge")
@@ -102,8 +115,9 @@ def smooth_params(params: np.ndarray, valid: np.ndarray, sigma_frames: float) ->
     return out
 
 
-def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase Gaussian smoothing of ``(N, K)`` values over time, each run of ``valid`` frames apart.
+def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float, shots: np.ndarray | None = None) -> np.ndarray:
+    """Zero-phase Gaussian smoothing of ``(N, K)`` values over time, each run of ``valid`` frames apart,
+    and each shot of a run apart (``shots``, as :func:`smooth_params`).
 
     Ends are padded with the edge value; invalid rows are returned unchanged. ``sigma`` in frames.
     """
@@ -112,8 +126,7 @@ def smooth_series(values: np.ndarray, valid: np.ndarray, sigma: float) -> np.nda
         return out
     kernel = gaussian_kernel(sigma)
     radius = len(kernel) // 2
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(valid, np.int8), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
+    for start, stop in valid_runs(valid, shots):
         padded = np.pad(out[start:stop], ((radius, radius), (0, 0)), mode="edge")
         windows = np.lib.stride_tricks.sliding_window_view(padded, len(kernel), axis=0)
         out[start:stop] = windows @ kernel

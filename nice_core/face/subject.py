@@ -7,7 +7,8 @@ The subject is chosen once, on the first frame with a face, by one of three rule
 * a reference image: the face whose identity embedding is nearest to the reference's.
 
 After that, each frame's subject is the face that overlaps the previous subject box most. If the subject
-is lost for longer than ``reacquire_after`` frames, it is chosen again by the same rule.
+is lost for longer than ``reacquire_after`` frames, or after a shot cut (:meth:`SubjectTracker.cut`), it is
+chosen again by the same rule.
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ class SubjectTracker:
         self.rule = rule
         self.reacquire_after = reacquire_after
         self._box: np.ndarray | None = None
+        self._missing = 0
+
+    def cut(self) -> None:
+        """A shot cut: forget the subject's box, so the next frame chooses the subject by the rule again."""
+        self._box = None
         self._missing = 0
 
     def update(self, faces: list[np.ndarray],

@@ -2,18 +2,21 @@
 
 Two streaming passes over the video keep memory bounded whatever the clip length:
 
-1. detect: face mesh (and hands) on every frame, the subject's landmarks go straight into the store;
-   only four alignment numbers per frame stay in memory;
-2. crop: fill short gaps, smooth the alignment, then write crops, masks and pose per frame, and the
-   preview video.
+1. detect: face mesh (and hands) on every frame, and shot cuts (:mod:`nice_core.face.shots`); the
+   subject's landmarks go into the store a few frames later (once no cut can re-decide them); only four
+   alignment numbers per frame stay in memory;
+2. crop: fill short gaps, smooth the alignment (each shot apart), then write crops, masks and pose per
+   frame, and the preview video.
 
 The store and preview are written to temporary names and renamed only when the whole stage succeeds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
@@ -28,6 +31,7 @@ from nice_core.face.landmarks import FaceMeshDetector, HandDetector, native_stde
 from nice_core.face.mask import face_mask
 from nice_core.face.pose import head_pose
 from nice_core.face.preview import draw_preview
+from nice_core.face.shots import LAG, ShotDetector, shot_ids
 from nice_core.face.subject import (
     SubjectRule,
     SubjectTracker,
@@ -63,6 +67,8 @@ class TrackConfig:
     smooth_sigma_s: float = default("face.smooth_sigma_s")
     mask_feather: float = default("face.mask_feather")
     detect_hands: bool = default("face.detect_hands")
+    shot_cuts: bool = default("face.shot_cuts")
+    min_shot_s: float = default("face.min_shot_s")
     preview: bool = default("face.preview")
 
     def __post_init__(self) -> None:
@@ -72,6 +78,8 @@ class TrackConfig:
             raise ValueError(f"crop_scale must be > 0, got {self.crop_scale}")
         if self.max_gap_s < 0 or self.smooth_sigma_s < 0:
             raise ValueError("max_gap_s and smooth_sigma_s must be >= 0")
+        if self.min_shot_s <= 0:
+            raise ValueError(f"min_shot_s must be > 0, got {self.min_shot_s}")
         if not 0 <= self.mask_feather < 0.5:
             raise ValueError(f"mask_feather must be in [0, 0.5), got {self.mask_feather}")
         SubjectRule.parse(self.subject)
@@ -91,50 +99,104 @@ class TrackResult:
         return f"{self.frames_with_face}/{self.n_frames} frames with a face"
 
 
+@dataclass
+class _Frame:
+    """One frame's detections while it may still be re-decided (a cut found up to :data:`LAG` frames later)."""
+
+    index: int
+    image: np.ndarray
+    faces: list[np.ndarray]
+    subject: np.ndarray | None = None
+    hands: np.ndarray | None = None
+
+
+class _DetectPass:
+    """Pass 1's state: the subject tracker, the shot detector, and the last frames not yet final."""
+
+    def __init__(self, store: FaceStore, config: TrackConfig, fps: float, distance_for) -> None:
+        self.store, self.config, self.distance_for = store, config, distance_for
+        self.mesh = FaceMeshDetector(config.max_faces, config.min_detection_confidence,
+                                     config.min_tracking_confidence)
+        self.hands_model = HandDetector(MAX_HANDS) if config.detect_hands else None
+        self.tracker = SubjectTracker(SubjectRule.parse(config.subject),
+                                      reacquire_after=max(1, int(round(2 * config.max_gap_s * fps))))
+        self.shots = ShotDetector(max(1, round(config.min_shot_s * fps))) if config.shot_cuts else None
+        self.params = np.full((store.n_frames, 4), np.nan)
+        self.pending: deque[_Frame] = deque()
+        self.block_start, self.blocks = 0, {"landmarks": [], "hands": []}
+
+    def feed(self, index: int, image: np.ndarray) -> None:
+        frame = _Frame(index, image, self.mesh.detect(image))
+        self._choose(frame)
+        self.pending.append(frame)
+        for cut in self.shots.feed(index, image) if self.shots is not None else ():
+            self.tracker.cut()  # the subject is chosen again from the cut on, as on a first frame
+            for waiting in self.pending:
+                if waiting.index >= cut:
+                    self._choose(waiting)
+        while len(self.pending) > LAG + 1:
+            self._finish(self.pending.popleft())
+
+    def _choose(self, frame: _Frame) -> None:
+        distance = self.distance_for(frame.image) if self.distance_for else None
+        frame.subject = self.tracker.update(frame.faces, distance)
+        if frame.subject is not None and frame.hands is None and self.hands_model is not None:
+            frame.hands = np.full((MAX_HANDS, 21, 2), np.nan, dtype=np.float32)
+            for slot, hand in enumerate(self.hands_model.detect(frame.image)[:MAX_HANDS]):
+                frame.hands[slot] = hand
+
+    def _finish(self, frame: _Frame) -> None:
+        landmarks = np.full((478, 3), np.nan, dtype=np.float32)
+        hands = np.full((MAX_HANDS, 21, 2), np.nan, dtype=np.float32)
+        if frame.subject is not None:
+            landmarks = frame.subject
+            self.params[frame.index] = alignment_params(frame.subject, self.config.crop_scale)
+            if frame.hands is not None:
+                hands = frame.hands
+        self.blocks["landmarks"].append(landmarks)
+        self.blocks["hands"].append(hands)
+        if len(self.blocks["landmarks"]) == WRITE_BLOCK or frame.index == self.store.n_frames - 1:
+            stop = self.block_start + len(self.blocks["landmarks"])
+            for name, rows in self.blocks.items():
+                self.store[name][self.block_start:stop] = np.stack(rows)
+                rows.clear()
+            self.block_start = stop
+
+    def finish(self) -> tuple[np.ndarray, list[int]]:
+        """The raw align params of every frame and the cuts found."""
+        while self.pending:
+            self._finish(self.pending.popleft())
+        return self.params, list(self.shots.cuts) if self.shots is not None else []
+
+    def close(self) -> None:
+        self.mesh.close()
+        if self.hands_model is not None:
+            self.hands_model.close()
+
+
 def _detect_pass(reader: VideoReader, store: FaceStore, config: TrackConfig, fps: float,
-                 show: bool, console: TextIO, distance_for) -> np.ndarray:
-    """Pass 1: the subject's landmarks and hands per frame into the store; returns raw align params."""
-    n = len(reader)
-    rule = SubjectRule.parse(config.subject)
-    mesh = FaceMeshDetector(config.max_faces, config.min_detection_confidence,
-                            config.min_tracking_confidence)
-    hands_model = HandDetector(MAX_HANDS) if config.detect_hands else None
-    tracker = SubjectTracker(rule, reacquire_after=max(1, int(round(2 * config.max_gap_s * fps))))
-    params = np.full((n, 4), np.nan)
-    block_start, lm_block, hand_block = 0, [], []
+                 show: bool, console: TextIO, distance_for) -> tuple[np.ndarray, list[int]]:
+    """Pass 1: the subject's landmarks and hands per frame into the store; returns the raw align params and
+    the shot cuts. A frame stays open until the shot detector has seen :data:`LAG` frames past it, so a cut
+    re-decides the subject of the frames from the cut on."""
+    detect = _DetectPass(store, config, fps, distance_for)
     try:
-        for index, frame in progress(reader.iter_frames(), total=n, desc="detect", enabled=show,
+        for index, frame in progress(reader.iter_frames(), total=len(reader), desc="detect", enabled=show,
                                      stream=console):
-            faces = mesh.detect(frame)
-            subject = tracker.update(faces, distance_for(frame) if distance_for else None)
-            hands = np.full((MAX_HANDS, 21, 2), np.nan, dtype=np.float32)
-            landmarks = np.full((478, 3), np.nan, dtype=np.float32)
-            if subject is not None:
-                landmarks = subject
-                params[index] = alignment_params(subject, config.crop_scale)
-                if hands_model is not None:
-                    for slot, hand in enumerate(hands_model.detect(frame)[:MAX_HANDS]):
-                        hands[slot] = hand
-            lm_block.append(landmarks)
-            hand_block.append(hands)
-            if len(lm_block) == WRITE_BLOCK or index == n - 1:
-                stop = block_start + len(lm_block)
-                store["landmarks"][block_start:stop] = np.stack(lm_block)
-                store["hands"][block_start:stop] = np.stack(hand_block)
-                block_start, lm_block, hand_block = stop, [], []
+            detect.feed(index, frame)
+        return detect.finish()
     finally:
-        mesh.close()
-        if hands_model is not None:
-            hands_model.close()
-    return params
+        detect.close()
 
 
-def _fill_gaps(store: FaceStore, params: np.ndarray, max_gap: int) -> np.ndarray:
-    """Interpolate landmarks and params across short gaps; returns the ``has_face`` flags."""
+def _fill_gaps(store: FaceStore, params: np.ndarray, max_gap: int, shots: np.ndarray) -> np.ndarray:
+    """Interpolate landmarks and params across short gaps within a shot; returns the ``has_face`` flags."""
     detected = ~np.isnan(params[:, 0])
     store["detected"][:] = detected
     has_face = detected.copy()
     for start, stop in gap_runs(detected, max_gap):
+        if shots[start - 1] != shots[stop]:
+            continue  # a gap across a cut: the two shots' faces are not one motion
         before, after = store["landmarks"][start - 1], store["landmarks"][stop]
         store["landmarks"][start:stop] = interpolate_run(before, after, stop - start).astype(np.float32)
         p_before, p_after = params[start - 1].copy(), params[stop].copy()
@@ -220,11 +282,14 @@ def track_video(video: str | Path, out_dir: str | Path, config: TrackConfig | No
                      "config": asdict(config), "nice_core_version": _version()}
             with FaceStore.create(tmp_store, n, config.crop_size, attrs) as store:
                 with native_stderr_silenced() as console:
-                    raw = _detect_pass(reader, store, config, fps, show, console, distance_for)
+                    raw, cuts = _detect_pass(reader, store, config, fps, show, console, distance_for)
                 if np.isnan(raw[:, 0]).all():
                     raise NoFaceError(f"no face found in any of the {n} frames of {video}")
-                has_face = _fill_gaps(store, raw, int(round(config.max_gap_s * fps)))
-                align = smooth_params(raw, has_face, config.smooth_sigma_s * fps)
+                shots = shot_ids(cuts, n)
+                store["shot"][:] = shots
+                store.h5.attrs["cuts"] = json.dumps(cuts)
+                has_face = _fill_gaps(store, raw, int(round(config.max_gap_s * fps)), shots)
+                align = smooth_params(raw, has_face, config.smooth_sigma_s * fps, shots)
                 store["align_raw"][:] = raw
                 store["align"][:] = align
                 if config.preview:

@@ -42,7 +42,7 @@ IDENTITY_SAMPLES = 24
 DEFINITIONS = {
     "e_stab": "mean over frames of the masked MSE (RGB in [0,1]) between frame t and frame t-1 warped by the "
               "target's DIS backward flow; face-oval mask of the target, occluded pixels removed by a "
-              "forward-backward check (alpha 0.01, beta 0.5)",
+              "forward-backward check (alpha 0.01, beta 0.5); the frame pair across a shot cut is left out",
     "gaze_error_deg": "angle between eye-in-head gaze vectors from the irises (eyeball radius 0.4 eye width)",
     "pose_error_deg": "mean absolute difference of yaw, pitch and roll (solvePnP, 6-point generic face)",
     "landmark_nme_2d": "mean 2D distance of the 478 face-mesh landmarks / target inter-ocular distance",
@@ -267,9 +267,15 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         else:
             motion = TargetMotion()
         baseline_detail: list[float | None] = []
+        known_cuts, finder = _shot_cuts(store, target_probe)
         try:
             for t in progress(range(n), total=n, desc="eval", enabled=show, stream=console):
                 frames = {key: s.next_frame(t) for key, s in streams.items()}
+                if t in known_cuts:  # a new shot: every video's subject is found again
+                    for stream in streams.values():
+                        stream.tracker.cut()
+                if finder is not None:
+                    finder.feed(t, frames["target"])
                 ref_frame = next(ref_frames)[1] if ref_frames is not None else None
                 landmarks = _subjects(streams, frames, distance_for)
                 target_lm = landmarks["target"]
@@ -290,6 +296,9 @@ def evaluate(target: str | Path, video: str | Path, proxy: str | Path | None = N
         finally:
             for stream in streams.values():
                 stream.detector.close()
+    for cut in known_cuts or (finder.cuts if finder is not None else ()):
+        for stream in streams.values():  # the flow across a cut does not say how the picture moved
+            stream.values["e_stab"][cut] = None
     summaries = {key: _summary(stream, baseline_detail, identity_vector is not None and key != "target")
                  for key, stream in streams.items()}
     uv_detail = None
@@ -336,6 +345,22 @@ def _uv_detail(summaries: dict, store: str | Path, prior3d: str | Path, videos: 
 def video_metrics(result: dict) -> dict:
     """The evaluated video's metrics from a result (its top-level metric keys and ``per_frame``)."""
     return {k: v for k, v in result.items() if k in (*DEFINITIONS, "detail_ratio", "per_frame")}
+
+
+def _shot_cuts(store: str | Path | None, probe: VideoProbe):
+    """The target's shot cuts: from its face store when given (as tracking found them), else ``set()`` and a
+    :class:`~nice_core.face.shots.ShotDetector` to find them on the target's frames (with the default
+    shortest shot)."""
+    from nice_core.config import default
+    from nice_core.face.shots import ShotDetector
+
+    if store is not None:
+        from nice_core.store import FaceStore
+
+        with FaceStore.open(store) as fs:
+            shots = fs.shots()
+        return set((np.flatnonzero(np.diff(shots)) + 1).tolist()), None
+    return set(), ShotDetector(max(1, round(default("face.min_shot_s") * float(probe.fps))))
 
 
 def _summary(stream: _Stream, baseline_detail: list[float | None], with_identity: bool) -> dict:

@@ -355,7 +355,7 @@ def _smoothed_vertices(store, valid: np.ndarray, sigma: float) -> np.ndarray:
     vertices = np.zeros((n, 468, 3), np.float64)
     for i in np.flatnonzero(valid):
         vertices[i] = crop_vertices(landmarks[i], transforms[i])
-    flat = smooth_series(vertices.reshape(n, -1), valid, sigma)
+    flat = smooth_series(vertices.reshape(n, -1), valid, sigma, store.shots())  # never across a shot cut
     return flat.reshape(n, 468, 3).astype(np.float32)
 
 
