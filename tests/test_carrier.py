@@ -649,3 +649,16 @@ def test_a_warm_start_begins_at_the_given_carrier(bench: SimpleNamespace, tmp_pa
 
 def cold_weights(tmp_path: Path, bench: SimpleNamespace) -> Path:
     return fit_carrier(bench.store, None, tiny_config(epochs=1, seed=3), tmp_path / "other", log=quiet).weights
+
+
+def test_bf16_and_channels_last_fits_run_and_stay_close(bench: SimpleNamespace) -> None:
+    """channels_last changes only the memory order (the same fit within float rounding); bf16 autocast
+    changes the arithmetic but not what is learned: its first epoch's error is within 10 % of float32's."""
+    plain = fit_carrier(bench.store, None, tiny_config(epochs=1), log=quiet)
+    last = fit_carrier(bench.store, None, tiny_config(epochs=1, channels_last=True), log=quiet)
+    half = fit_carrier(bench.store, None, tiny_config(epochs=1, precision="bf16"), log=quiet)
+    assert last.history[0]["l1"] == pytest.approx(plain.history[0]["l1"], rel=1e-4)
+    assert half.history[0]["l1"] == pytest.approx(plain.history[0]["l1"], rel=0.1)
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    with pytest.raises(ValueError, match="precision"):
+        tiny_config(precision="fp16")

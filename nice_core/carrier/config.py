@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_TEXTURE_CHANNELS",
     "OPTIMIZERS",
     "OUTPUT_MODES",
+    "PRECISIONS",
     "RUNTIME_FIELDS",
     "SCHEDULES",
     "S_HEADS",
@@ -34,6 +35,8 @@ DEFAULT_TEXTURE_CHANNELS = 8
 OPTIMIZERS = ("adam", "adamw")
 #: How a fit ends: its whole step budget, or its output's plateau (nice_core.carrier.plateau) within it.
 STOPS = ("budget", "plateau")
+#: The fit's arithmetic: float32, or bfloat16 autocast for the network (the loss stays float32).
+PRECISIONS = ("fp32", "bf16")
 
 #: FitConfig fields that may differ between a checkpoint and its resume (they change no result's meaning).
 RUNTIME_FIELDS = ("device", "threads")
@@ -179,6 +182,10 @@ class FitConfig:
             between two checks, in 8-bit levels.
         plateau_patience: checks in a row below ``plateau_change`` that make the plateau.
         plateau_tail: the share of the budget the schedule's rest takes once the plateau is found, in ``(0, 1)``.
+        precision: ``"fp32"``, or ``"bf16"``: the network's forward and backward under bfloat16 autocast (the
+            loss, the optimizer and the weights stay float32); for GPUs with bf16 and CPUs with AMX.
+        channels_last: keep the network's weights and activations in channels-last memory order (faster
+            convolutions on some GPUs and CPUs; the same arithmetic).
         seed: seeds the initial weights and the data order.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; CUDA falls back to the CPU with a warning.
         threads: ``torch.set_num_threads`` during the fit; ``None`` leaves torch's choice.
@@ -209,6 +216,8 @@ class FitConfig:
     plateau_change: float = 0.25
     plateau_patience: int = 2
     plateau_tail: float = 0.1
+    precision: str = "fp32"
+    channels_last: bool = False
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -239,6 +248,8 @@ class FitConfig:
             raise ValueError(f"texture_lr_scale must be > 0, got {self.texture_lr_scale}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.stop not in STOPS:
             raise ValueError(f"stop must be one of {STOPS}, got {self.stop!r}")
         if self.plateau_every < 1 or self.plateau_change < 0 or self.plateau_patience < 1:

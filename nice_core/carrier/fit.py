@@ -286,6 +286,8 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
         if state["complete"]:
             return _result(model, state, config, checkpoint_dir)
         model.to(device)
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
         for param_state in optimizer.state.values():
             for key, value in param_state.items():
                 if isinstance(value, torch.Tensor) and key != "step":
@@ -433,7 +435,15 @@ class _Run:
             if grid is not None:
                 grid, covered = grid[:, rows, cols], covered[..., rows, cols]
         tensors = tuple(None if t is None else t.to(self.device) for t in (xt, xref, mask, grid, covered))
+        if config.channels_last:
+            tensors = (tensors[0].contiguous(memory_format=torch.channels_last), *tensors[1:])
         return tensors, window, full
+
+    def forward(self, xt: torch.Tensor, grid: torch.Tensor | None, covered: torch.Tensor | None):
+        """The network's ``(xo, s)`` in float32, under bfloat16 autocast when ``precision`` says so."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            xo, s = self.model(xt, grid, covered)
+        return xo.float(), s.float()
 
     def epoch(self, step: int, lr_scale: float, log: Callable[[str], None] | None = None,
               number: int = 0) -> tuple[dict, int]:
@@ -455,7 +465,7 @@ class _Run:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             items = order[first:first + config.batch_size]
             (xt, xref, mask, grid, covered), window, full = self._batch(items)
-            xo, s = model(xt, grid, covered)
+            xo, s = self.forward(xt, grid, covered)
             loss, logs = self.loss_fn(xo, s, xref, mask,
                                       uncertainty=config.loss.uncertainty and step >= self.warmup_steps)
             if self.prior is not None:
