@@ -43,6 +43,16 @@ def cut_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_cut_clip(tmp_path_factory.mktemp("shots") / "cut.mp4", two_faces)
 
 
+@pytest.fixture(scope="module")
+def cut_store(cut_clip: Path) -> Path:
+    """The cut clip tracked with the default shot detection (64 px crops, no hands: only the track matters)."""
+    from nice_core.face import TrackConfig, track_video
+
+    track_video(cut_clip, cut_clip.parent / "tracked", TrackConfig(crop_size=64, preview=False, detect_hands=False),
+                show_progress=False)
+    return cut_clip.parent / "tracked" / "face.h5"
+
+
 def test_the_cut_is_found_and_a_continuous_clip_has_none(cut_clip: Path) -> None:
     detector = ShotDetector(min_shot=12)
     with VideoReader(cut_clip) as reader:
@@ -73,15 +83,14 @@ def test_smoothing_never_crosses_a_cut() -> None:
 
 
 @pytest.mark.slow
-def test_tracking_finds_the_subject_again_after_a_cut(cut_clip: Path, tmp_path: Path) -> None:
+def test_tracking_finds_the_subject_again_after_a_cut(cut_clip: Path, cut_store: Path, tmp_path: Path) -> None:
     """On shot 2 the larger face is on the right: the subject ("largest") is chosen again there, where
     following the last box would keep the smaller face on the left; the alignment is smoothed per shot."""
     from nice_core.face import TrackConfig, track_video
     from nice_core.store import FaceStore
 
-    config = TrackConfig(crop_size=64, preview=False, detect_hands=False)
-    track_video(cut_clip, tmp_path / "cut", config, show_progress=False)
-    with FaceStore.open(tmp_path / "cut" / "face.h5") as store:
+    config = TrackConfig()
+    with FaceStore.open(cut_store) as store:
         shots, raw, align = store.shots(), store["align_raw"][:], store["align"][:]
         has_face, landmarks, cuts = store["has_face"][:], store["landmarks"][:], store.json_attr("cuts")
     assert cuts == [24] and shots.tolist() == [0] * 24 + [1] * 24
@@ -100,16 +109,13 @@ def test_tracking_finds_the_subject_again_after_a_cut(cut_clip: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_e_stab_leaves_out_the_pair_across_a_cut(cut_clip: Path, tmp_path: Path) -> None:
+def test_e_stab_leaves_out_the_pair_across_a_cut(cut_clip: Path, cut_store: Path) -> None:
     """The flow from the last frame of shot 1 to the first of shot 2 does not say how anything moved: that
     frame pair has no e_stab, whether the cut comes from the store or eval finds it itself."""
-    from nice_core.face import TrackConfig, track_video
     from nice_core.metrics import evaluate
 
     found = evaluate(cut_clip, cut_clip, show_progress=False)
-    track_video(cut_clip, tmp_path, TrackConfig(crop_size=64, preview=False, detect_hands=False),
-                show_progress=False)
-    stored = evaluate(cut_clip, cut_clip, show_progress=False, store=tmp_path / "face.h5")
+    stored = evaluate(cut_clip, cut_clip, show_progress=False, store=cut_store)
     for result in (found, stored):
         curve = result["per_frame"]["e_stab"]
         assert curve[24] is None and curve[23] is not None and curve[25] is not None
