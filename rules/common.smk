@@ -12,7 +12,7 @@ from nice_core.carrier.config import check_fit_overrides
 from nice_core.chain import WorkFiles
 from nice_core.config import stage_flags, validate
 from nice_core.errors import InputError, NiceError
-from nice_core.inputs.videos import output_encoding, workflow_videos
+from nice_core.inputs.videos import output_encoding, warm_start_sources, workflow_videos
 
 
 def check_external_swapper(config, videos):
@@ -80,6 +80,24 @@ def store_of(wildcards):
 def motion_of(wildcards):
     """The optical flow of the video's target (computed once per target, removed after its evaluations)."""
     return work(wildcards.video).motion
+
+
+# carrier.warm_start: each target's first video warm-starts the fits of the others (nice_core.inputs.videos)
+WARM_FROM = warm_start_sources(VIDEOS) if config["carrier"]["warm_start"] else {}
+
+
+def warm_start(wildcards):
+    """The carrier the video's fit starts from (its target's first video's), or none."""
+    source = WARM_FROM.get(wildcards.video)
+    return [str(work(source).carrier)] if source else []
+
+
+def warm_flags(wildcards):
+    """``nice-core fit``'s warm-start flags for the video: the carrier to start from, the smaller budget."""
+    source = WARM_FROM.get(wildcards.video)
+    if not source:
+        return ""
+    return f"--init {shlex.quote(str(work(source).carrier))} --set steps={config['carrier']['warm_start']}"
 
 
 def log_names():

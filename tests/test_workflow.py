@@ -164,6 +164,32 @@ def test_a_missing_external_tool_stops_the_run_before_any_job(short_clip, tmp_pa
     assert "external swapper fsgan is not usable: missing file" in done.stdout + done.stderr
 
 
+def test_a_warm_start_runs_each_targets_later_methods_from_its_first(short_clip, tmp_path):
+    """`carrier.warm_start: N`: the run's first method of an original is fitted in full; the other's fit needs
+    that carrier (an input, so it waits for it) and starts from it with N steps (a dry run: the commands)."""
+    root = tmp_path / "FF++"
+    originals = root / "original_sequences" / "youtube" / "c23" / "videos"
+    originals.mkdir(parents=True)
+    for vid in ("000", "003"):
+        (originals / f"{vid}.mp4").symlink_to(short_clip)
+    for method in ("FaceSwap", "Deepfakes"):
+        folder = root / "manipulated_sequences" / method / "c23" / "videos"
+        folder.mkdir(parents=True)
+        (folder / "000_003.mp4").symlink_to(short_clip)
+    ffpp = {"root": str(root), "methods": ["FaceSwap", "Deepfakes"], "compression": "c23"}
+    write_workflow_config(tmp_path, {}, ffpp=ffpp, carrier={"warm_start": 600})
+    done = snakemake(tmp_path, "--dry-run", "--printshellcmds")
+    assert done.returncode == 0, done.stderr[-3000:]
+    fits = [line for line in done.stdout.splitlines() if "nice-core fit" in line]
+    assert len(fits) == 2
+    first = Path("results") / "work" / "Deepfakes__c23__000_003" / "carrier.safetensors"  # the run's first video
+    warm = [line for line in fits if "--init" in line]
+    assert len(warm) == 1 and f"--init {first} --set steps=600" in warm[0] and "FaceSwap__c23__000_003" in warm[0]
+    write_workflow_config(tmp_path, {}, ffpp=ffpp)
+    done = snakemake(tmp_path, "--dry-run", "--printshellcmds")
+    assert "--init" not in done.stdout  # off by default
+
+
 def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     """A fake FF++ c23 tree (links to one clip of one person): each manipulated video is paired with its
     target, and the split file keeps a subset. The two methods share their target: it is probed and tracked

@@ -146,6 +146,23 @@ def workflow_videos(config: dict, base: str | Path = ".") -> dict[str, VideoSpec
     return out
 
 
+def warm_start_sources(videos: dict[str, VideoSpec]) -> dict[str, str]:
+    """For each video whose target an earlier video of the run (in its order) has, that first video's name.
+
+    The workflow's warm start (``carrier.warm_start``): the first video of a target (FF++: its first
+    method) is fitted in full, and the fit of every other video of that target starts from its carrier.
+    """
+    first: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for name, spec in videos.items():
+        key = spec.target_key
+        if key in first:
+            sources[name] = first[key]
+        else:
+            first[key] = name
+    return sources
+
+
 def output_encoding(spec: VideoSpec, encode: dict) -> dict:
     """The ``encode:`` settings of ``spec``'s refined video: ``encode`` as configured, except that an FF++
     pair's is encoded like the FF++ videos beside it while ``encode.match_ffpp`` holds
