@@ -136,7 +136,7 @@ CHAIN: tuple[Stage, ...] = (
           "probe the target (refusing a broken one before any work) and copy its audio", per_target=True),
     Stage("track", "track", ("target", "probe"), ("store", "preview"),
           "track one subject's face; aligned crops, masks and pose into the store", per_target=True),
-    Stage("motion", "motion", ("target",), ("motion",),
+    Stage("motion", "motion", ("target", "probe"), ("motion",),
           "the target's optical flow for e_stab, computed once and read by every evaluation of the target",
           per_target=True),
     Stage("proxy", "swap", ("target", "identity", "store"), ("proxy",),

@@ -6,6 +6,7 @@
 rule motion:
     input:
         video=target_of,
+        probe=target_files("{target}").probe,  # after the probe: a broken target fails there, once
     output:
         motion=temp(target_files("{target}").motion),
     log:

@@ -223,8 +223,8 @@ def test_the_slurm_profile_gives_the_local_profiles_results(slurm_cluster, tiny_
     assert on_machine.returncode == 0, on_machine.stderr[-4000:]
     log = on_cluster.stdout + on_cluster.stderr
     submitted = log.count("has been submitted with SLURM jobid")
-    per_video = {"extract", "track", "proxy", "proxy_check", "prior3d", "carrier", "composite", "evaluate",
-                 "provenance"}
+    per_video = {"extract", "track", "motion", "proxy", "proxy_check", "prior3d", "carrier", "composite",
+                 "evaluate", "provenance"}
     assert submitted == len(per_video) * len(videos), log[-4000:]  # the report runs where snakemake runs
     slurm_logs = cluster / "results" / "logs" / "slurm"  # SLURM's own job logs, one folder per rule and video
     assert {p.parent.parent.name.removeprefix("rule_") for p in slurm_logs.glob("rule_*/*/*.log")} == per_video
