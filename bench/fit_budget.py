@@ -38,21 +38,31 @@ def fit_record(info: dict) -> dict:
     return {"steps": info.get("steps"), "fit_s": None if fit_s is None else round(fit_s, 1)}
 
 
+def load_results(out: Path | None) -> dict:
+    """Earlier results (runs already in them are not redone), or none."""
+    return json.loads(out.read_text()) if out is not None and out.is_file() else {}
+
+
+def run_variants(results: dict, key: str, folder: Path, variants: dict[str, list[str]], common: list[str],
+                 out: Path | None, label: str | None = None) -> None:
+    """Refine and score every variant on the clip in ``folder`` into ``results[key]`` (those already there
+    are skipped), printing each row (as ``label``) and saving ``out`` after each."""
+    for name, extra in variants.items():
+        if name in results.get(key, {}):
+            continue
+        video, info = run_refine(folder, name, [*common, *extra])
+        row = {**score(video, folder), **fit_record(info)}
+        results.setdefault(key, {})[name] = row
+        print(f"{label or key} {name}: " + ", ".join(f"{text} {_fmt(k, row[k], digits)}" for text, k, digits in KEYS)
+              + f", steps {row['steps']}, fit {row['fit_s']} s", flush=True)
+        if out is not None:
+            out.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def run(clips: list[str], variants: dict[str, list[str]], work: Path, common: list[str], out: Path | None) -> dict:
-    results: dict = json.loads(out.read_text()) if out is not None and out.is_file() else {}
+    results = load_results(out)
     for clip in clips:
-        folder = make_clip(clip, work)
-        for name, extra in variants.items():
-            if name in results.get(clip, {}):
-                continue
-            video, info = run_refine(folder, name, [*common, *extra])
-            row = {**score(video, folder), **fit_record(info)}
-            results.setdefault(clip, {})[name] = row
-            print(f"{clip} {name}: " + ", ".join(f"{label} {_fmt(key, row[key], digits)}"
-                                                 for label, key, digits in KEYS)
-                  + f", steps {row['steps']}, fit {row['fit_s']} s", flush=True)
-            if out is not None:
-                out.write_text(json.dumps(results, indent=1) + "\n")
+        run_variants(results, clip, make_clip(clip, work), variants, common, out)
     return results
 
 

@@ -16,7 +16,6 @@ if it needs at least 2x fewer steps than a cold fit for equal e_stab, PSNR to G2
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_budget import KEYS, _fmt, fit_record  # noqa: E402
-from refine_quality import CLIPS, make_clip, run_refine, score  # noqa: E402
+from fit_budget import KEYS, _fmt, load_results, run_variants  # noqa: E402
+from refine_quality import CLIPS, make_clip, run_refine  # noqa: E402
 
 #: Clips whose target does not depend on the seed (no hand-held shake), and the second method's seed offset.
 SAME_TARGET = ("tune-static", "eval-static-a", "eval-static-b", "eval-move-b")
@@ -68,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
 
     common = args.refine_args.split()
-    results: dict = json.loads(args.json.read_text()) if args.json and args.json.is_file() else {}
+    results = load_results(args.json)
     for clip in args.clips:
         folder = make_clip(clip, args.work)
         carrier = first_carrier(folder, args.first, common, args.first_args.split())
@@ -77,16 +76,7 @@ def main() -> None:
             raise SystemExit(f"{clip}: the second method's target differs from the first's")
         runs = {f"cold{n}": ["--set", f"steps={n}"] for n in args.cold}
         runs.update({f"warm{n}": ["--set", f"steps={n}", "--init", str(carrier)] for n in args.warm})
-        for name, extra in runs.items():
-            if name in results.get(clip, {}):
-                continue
-            video, info = run_refine(second, name, [*common, *extra])
-            row = {**score(video, second), **fit_record(info)}
-            results.setdefault(clip, {})[name] = row
-            print(f"{clip}-m2 {name}: " + ", ".join(f"{label} {_fmt(key, row[key], d)}" for label, key, d in KEYS)
-                  + f", steps {row['steps']}", flush=True)
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=1) + "\n")
+        run_variants(results, clip, second, runs, common, args.json, label=f"{clip}-m2")
 
     names = [f"cold{n}" for n in args.cold] + [f"warm{n}" for n in args.warm]
     print("\n| clip (second method) | run | " + " | ".join(k[0] for k in KEYS) + " | steps |")

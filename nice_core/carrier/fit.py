@@ -329,17 +329,14 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
 
 def _warm_start(model: CarrierUNet, init: str | Path) -> str:
     """Load the fitted carrier ``init`` into ``model``; the SHA-256 of its file (the checkpoint's identity)."""
-    import hashlib
+    from nice_core.io.digest import file_sha256
 
     ckpt = read_checkpoint(init)
     if ckpt.unet != model.config:
         raise InputError(f"warm start {init}: its network {ckpt.unet} is not this fit's {model.config}")
     model.load_state_dict(ckpt.model)
-    digest = hashlib.sha256()
-    with open(Path(init).joinpath(WEIGHTS_NAME) if Path(init).is_dir() else init, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    path = Path(init)
+    return file_sha256(path / WEIGHTS_NAME if path.is_dir() else path)
 
 
 def _plateau_monitor(run: _Run) -> PlateauMonitor:
