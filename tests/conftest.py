@@ -27,7 +27,9 @@ PROFILES = ROOT / "profiles"
 #: previews, a one-epoch fit of a tiny carrier without the perceptual term.
 SMALL_RUN = {"face": {"crop_size": 64, "preview": False},
              "carrier": {"fit": {"size": 64, "epochs": 1, "unet_base_channels": 8, "unet_depth": 3,
-                                  "loss_perceptual_weight": 0.0}}}
+                                  "loss_perceptual_weight": 0.0}},
+             # One thread per job, so Snakemake runs two of these small jobs at once on CI's 2 cores.
+             "resources": {rule: {"threads": 1} for rule in ("track", "prior3d", "carrier", "composite")}}
 
 
 def run_ffmpeg(*args: str) -> None:

@@ -150,7 +150,7 @@ def test_ffmpeg_cause_skips_the_generic_closing_lines() -> None:
     assert ffmpeg_cause([]) == ""
 
 
-def test_a_second_writer_of_the_same_output_fails_at_once(sample: Path, tmp_path: Path) -> None:
+def test_a_second_writer_of_the_same_output_fails_at_once(sample: Path, short_clip: Path, tmp_path: Path) -> None:
     """One writer per output: the second gets one line naming the first; a killed holder blocks nobody."""
     out = tmp_path / "p.mp4"
     first = subprocess.Popen(_swap_cmd(sample, out), stderr=subprocess.DEVNULL)
@@ -163,8 +163,8 @@ def test_a_second_writer_of_the_same_output_fails_at_once(sample: Path, tmp_path
     finally:
         first.kill()
         first.wait(timeout=60)
-    third = subprocess.run(_swap_cmd(sample, out)[:-2] + ["-o", str(tmp_path / "q.mp4")], timeout=300,
-                           capture_output=True)
+    # A writer of another output runs to the end and leaves no lock (a short clip: the whole sample adds 30 s).
+    third = subprocess.run(_swap_cmd(short_clip, tmp_path / "q.mp4"), timeout=300, capture_output=True)
     assert third.returncode == 0
     assert not (tmp_path / ".q.mp4.lock").exists()
     assert (tmp_path / ".p.mp4.lock").exists()  # the killed holder's file: harmless, the lock died with it
