@@ -219,9 +219,42 @@ def test_one_cycle_matches_torch() -> None:
 def test_epochs_follow_a_step_budget() -> None:
     config = FitConfig(steps=2400)
     assert plan_fit(240, config).epochs == 10 and plan_fit(120, config).epochs == 20
-    assert plan_fit(10_000, config).epochs == 1
     assert plan_fit(240, FitConfig(epochs=3)).total_steps == 720
     assert plan_fit(10, FitConfig(batch_size=4, epochs=2)).steps_per_epoch == 3
+    assert plan_fit(2400, config).parts == 1 and plan_fit(2400, config).note() is None
+
+
+def test_a_long_clip_gets_one_pass_in_parts_within_the_budget() -> None:
+    # 10-minute clip at 25 fps: one pass of 15000 steps, cut into 7 epochs of at most 2400 steps each.
+    plan = plan_fit(15_000, FitConfig(steps=2400))
+    assert (plan.passes, plan.parts, plan.epochs, plan.total_steps) == (1, 7, 7, 15_000)
+    assert max(plan.part_steps(k) for k in range(plan.parts)) <= 2400
+    members = [plan.members(k, seed=0) for k in range(plan.parts)]
+    assert sorted(torch.cat(members).tolist()) == list(range(15_000))  # every frame once per pass
+    assert all(m.min() < 1000 and m.max() > 14_000 for m in members)  # each part spans the whole clip
+    assert torch.equal(plan.members(3, seed=0), members[3]) and not torch.equal(plan.members(3, seed=1), members[3])
+    assert "7 checkpointed parts" in plan.note()
+    batched = plan_fit(15_000, FitConfig(steps=2400, batch_size=4))  # 3750 steps: 2 parts
+    assert (batched.parts, batched.total_steps) == (2, 3750)
+
+
+@pytest.mark.slow
+def test_a_fit_in_parts_resumes_to_the_same_weights(bench: SimpleNamespace, tmp_path: Path) -> None:
+    config = tiny_config(epochs=None, steps=3)  # 24 frames at batch 4: a pass of 6 steps in 2 parts of 3
+    assert plan_fit(24, config).epochs == 2
+    reference = fit_carrier(bench.store, None, config, tmp_path / "reference", log=quiet)
+
+    def interrupt(epoch: int, _state: dict) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_carrier(bench.store, None, config, tmp_path / "resumed", log=quiet, on_epoch=interrupt)
+    lines: list[str] = []
+    resumed = fit_carrier(bench.store, None, config, tmp_path / "resumed", log=lines.append)
+    assert any("2 checkpointed parts" in line for line in lines)
+    assert json.loads((tmp_path / "resumed" / "state.json").read_text())["step"] == 6
+    assert_identical(resumed.model.state_dict(), reference.model.state_dict())
 
 
 def test_config_round_trip() -> None:

@@ -160,8 +160,9 @@ class FitConfig:
             convolutional, so it still runs on whole crops; a window costs ``(patch / size)^2`` of a step.
             A ``patch`` at least the crop side means whole crops.
         epochs: passes over the frames; ``None``: from the ``steps`` budget.
-        steps: optimizer-step budget that sets the epochs when ``epochs`` is ``None``.
-        min_epochs, max_epochs: bounds on the epochs derived from ``steps``.
+        steps: optimizer-step budget that sets the passes when ``epochs`` is ``None``; also the longest
+            epoch: a pass with more steps (a long clip) is split into checkpointed parts.
+        min_epochs, max_epochs: bounds on the passes derived from ``steps``.
         batch_size: frames per step.
         lr: the peak (OneCycle) or constant learning rate.
         schedule: ``"onecycle"`` or ``"constant"``.

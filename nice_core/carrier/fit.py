@@ -8,8 +8,13 @@ function of the step, so resuming needs only the step count). The calibration no
 max 1e-3 2.3 dB above a constant 3e-4 on the same network.
 
 **How long.** ``epochs`` fixes the passes; left ``None``, a budget of ``steps`` optimizer steps sets them,
-``round(steps / steps_per_epoch)`` clipped to ``[min_epochs, max_epochs]``: a 10 s clip and a 5 s clip get
-the same training time, a long clip at least ``min_epochs`` passes (time then grows with its length).
+``round(steps / steps_per_pass)`` clipped to ``[min_epochs, max_epochs]``: a 10 s clip and a 5 s clip get
+the same training time. A long clip, whose one pass needs more steps than the budget (2400 frames at batch
+1: 96 s at 25 fps), gets ``min_epochs`` passes over every frame: its fit grows with its number of frames,
+like every other stage, and each frame is seen at least once (a cap would leave frames the carrier never
+saw). Such a pass is split into parts of at most ``steps`` steps, each a random ``1/parts`` of the frames
+spread over the whole clip (:class:`FitPlan`), so that a checkpoint is written, and a diverged epoch
+rolled back, at least every budget's worth of steps.
 With ``stop = "plateau"`` the fit may end sooner, once its output stops changing (the budget stays the cap;
 :mod:`nice_core.carrier.plateau`).
 
@@ -45,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from nice_core.carrier.checkpoint import (
     FORMAT,
@@ -117,29 +123,71 @@ def _result(model: CarrierUNet, state: dict, config: FitConfig, checkpoint_dir: 
                      weights=Path(checkpoint_dir) / WEIGHTS_NAME if checkpoint_dir is not None else None)
 
 
+#: Offset of the seed that draws a long clip's fixed split into parts (apart from the data order's).
+PARTITION_SEED = 7919
+
+
 @dataclass(frozen=True)
 class FitPlan:
-    """How a fit of ``frames`` training frames runs: ``epochs`` x ``steps_per_epoch`` = ``total_steps``."""
+    """How a fit of ``frames`` training frames runs: ``passes`` over the frames, each split into ``parts``
+    epochs (a long clip's pass is cut into checkpointed parts; a short clip's pass is one epoch).
+
+    Part ``k`` holds every ``parts``-th frame of one fixed random order of the frames (:meth:`members`), so
+    each part spans the whole clip; an epoch is one part in a fresh random order.
+    """
 
     frames: int
-    epochs: int
-    steps_per_epoch: int
+    passes: int
+    batch_size: int = 1
+    parts: int = 1
+
+    @property
+    def epochs(self) -> int:
+        return self.passes * self.parts
+
+    def part_steps(self, part: int) -> int:
+        """Optimizer steps of one epoch of part ``part``."""
+        return math.ceil(len(range(part, self.frames, self.parts)) / self.batch_size)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps of the longest epoch (every epoch's, when ``parts`` is 1)."""
+        return self.part_steps(0)
 
     @property
     def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+        return self.passes * sum(self.part_steps(k) for k in range(self.parts))
+
+    def members(self, part: int, seed: int) -> Tensor:
+        """The frame indices (into the training frames) of part ``part``, ``(n,)`` int64."""
+        if self.parts == 1:
+            return torch.arange(self.frames)
+        order = torch.randperm(self.frames, generator=torch.Generator().manual_seed(seed + PARTITION_SEED))
+        return order[part::self.parts]
+
+    def note(self) -> str | None:
+        """A line for the log when the clip is long enough to be split, else ``None``."""
+        if self.parts == 1:
+            return None
+        return (f"carrier: {self.frames} training frames: one pass ({self.total_steps // self.passes} steps) is "
+                f"over the step budget, so the fit makes {self.passes} pass(es) of every frame, each in "
+                f"{self.parts} checkpointed parts; its time grows with the clip's length")
 
 
 def plan_fit(frames: int, config: FitConfig) -> FitPlan:
-    """The epochs and steps for ``frames`` training frames (see "How long" in the module notes)."""
+    """The passes, parts and steps for ``frames`` training frames (see "How long" in the module notes)."""
     if frames < 1:
         raise ValueError("need at least one training frame")
-    per_epoch = math.ceil(frames / config.batch_size)
+    per_pass = math.ceil(frames / config.batch_size)
     if config.epochs is not None:
-        epochs = config.epochs
+        passes = config.epochs
     else:
-        epochs = min(max(round(config.steps / per_epoch), config.min_epochs), config.max_epochs)
-    return FitPlan(frames, epochs, per_epoch)
+        passes = min(max(round(config.steps / per_pass), config.min_epochs), config.max_epochs)
+    # A pass longer than the budget is split so that no epoch (the unit of checkpoints and roll-backs)
+    # runs longer than the budget: a 10-minute clip's pass would otherwise be ~15000 steps with no
+    # checkpoint inside it.
+    parts = max(1, math.ceil(per_pass / config.steps))
+    return FitPlan(frames, passes, config.batch_size, min(parts, frames))
 
 
 def one_cycle_lr(step: float, total: int, max_lr: float, pct_start: float = 0.3, div_factor: float = 25.0,
@@ -294,6 +342,8 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                     param_state[key] = value.to(device)
         loss_fn = CarrierLoss(config.loss).to(device)
         run = _Run(model, optimizer, generator, data, loss_fn, config, plan, device, prior)
+        if plan.note() is not None:
+            log(plan.note())
         if config.stop == "plateau":
             run.monitor = _plateau_monitor(run)
             run.monitor.load(state.get("plateau"), monitor_tensors)
@@ -384,6 +434,7 @@ class _Run:
         self.prior = prior  # the 3D losses (Prior3DLoss) or None
         self.warmup_steps = round(config.warmup * plan.total_steps) if config.loss.uncertainty else 0
         self.monitor: PlateauMonitor | None = None  # the plateau stop rule, when the config asks for it
+        self.members = [plan.members(k, config.seed) for k in range(plan.parts)]
 
     def stopped(self, step: int) -> bool:
         """Whether the plateau rule ends the fit at ``step``."""
@@ -455,8 +506,12 @@ class _Run:
         start = last_note = time.perf_counter()
         totals: dict[str, float] = {}
         peak_norm, lr = 0.0, self._lr(step)
-        order = torch.randperm(plan.frames, generator=self.generator).tolist()
-        for first in range(0, plan.frames, config.batch_size):
+        members = self.members[max(number - 1, 0) % plan.parts]
+        if plan.parts == 1:  # the plain pass's draw, unchanged for every clip that fits in the budget
+            order = torch.randperm(plan.frames, generator=self.generator).tolist()
+        else:
+            order = members[torch.randperm(len(members), generator=self.generator)].tolist()
+        for first in range(0, len(order), config.batch_size):
             lr = self._lr(step) * lr_scale
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -479,7 +534,7 @@ class _Run:
                 totals[key] = totals.get(key, 0.0) + value
             if log is not None and time.perf_counter() - last_note > PROGRESS_SECONDS:
                 done = first // config.batch_size + 1
-                log(f"carrier: epoch {number}/{plan.epochs}: step {done}/{plan.steps_per_epoch}, "
+                log(f"carrier: epoch {number}/{plan.epochs}: step {done}/{math.ceil(len(order) / config.batch_size)}, "
                     f"L1 so far {totals.get('l1', 0.0) / done:.4f}")
                 last_note = time.perf_counter()
             if not (math.isfinite(logs["loss"]) and math.isfinite(norm)):

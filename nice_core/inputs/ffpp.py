@@ -99,7 +99,7 @@ def ffpp_pairs(root: str | Path, methods: Iterable[str] | str, compression: str 
     originals = root / "original_sequences" / "youtube" / compression / "videos"
     if not originals.is_dir():
         raise InputError(f"FaceForensics++ original videos folder not found: {originals}")
-    allowed = _split_pairs(Path(split).expanduser()) if split is not None else None
+    allowed = split_pairs(Path(split).expanduser()) if split is not None else None
 
     pairs: list[VideoPair] = []
     total = 0
@@ -233,7 +233,7 @@ def csv_pairs(csv_path: str | Path) -> list[VideoPair]:
     return pairs
 
 
-def _split_pairs(split: Path) -> set[frozenset[str]]:
+def split_pairs(split: Path) -> set[frozenset[str]]:
     """The id pairs of an FF++ split file, each as an unordered set."""
     if not split.is_file():
         raise InputError(f"FaceForensics++ split file not found: {split}")
