@@ -40,12 +40,10 @@ unless ``restart=True``, which discards it. ``device`` and ``threads`` may chang
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +68,7 @@ from nice_core.carrier.loss import CarrierLoss
 from nice_core.carrier.plateau import PlateauMonitor, probe_items
 from nice_core.carrier.unet import CarrierUNet
 from nice_core.errors import InputError
+from nice_core.io.threads import deterministic_torch
 from nice_core.prior3d.losses import Window
 
 __all__ = [
@@ -158,12 +157,16 @@ class FitPlan:
     def total_steps(self) -> int:
         return self.passes * sum(self.part_steps(k) for k in range(self.parts))
 
-    def members(self, part: int, seed: int) -> Tensor:
-        """The frame indices (into the training frames) of part ``part``, ``(n,)`` int64."""
+    def partition(self, seed: int) -> list[Tensor]:
+        """Every part's frame indices (into the training frames), ``(n,)`` int64 each, from one draw."""
         if self.parts == 1:
-            return torch.arange(self.frames)
+            return [torch.arange(self.frames)]
         order = torch.randperm(self.frames, generator=torch.Generator().manual_seed(seed + PARTITION_SEED))
-        return order[part::self.parts]
+        return [order[part::self.parts] for part in range(self.parts)]
+
+    def members(self, part: int, seed: int) -> Tensor:
+        """The frame indices of part ``part`` (see :meth:`partition`)."""
+        return self.partition(seed)[part]
 
     def note(self) -> str | None:
         """A line for the log when the clip is long enough to be split, else ``None``."""
@@ -224,24 +227,6 @@ def resolve_device(name: str, log: Callable[[str], None] | None = None) -> torch
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _torch_settings(threads: int | None, device: torch.device) -> Iterator[None]:
-    """Deterministic algorithms and the thread count for the fit; restored afterwards."""
-    old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
-        yield
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 def _optimizer(model: CarrierUNet, config: FitConfig) -> torch.optim.Optimizer:
@@ -313,7 +298,7 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
     if proxy is not None:
         prepare_proxy_crops(store_path, proxy, check, cache=proxy_crops, register=config.register_proxy)
     device = resolve_device(config.device, log)
-    with _torch_settings(config.threads, device), CarrierDataset(store_path, config.size, proxy_crops) as data:
+    with deterministic_torch(config.threads, device.type), CarrierDataset(store_path, config.size, proxy_crops) as data:
         plan = plan_fit(len(data), config)
         identity = {"config": config.identity(), "frames": plan.frames, "proxy_sha256": data.proxy_sha256,
                     "size": data.size, "epochs": plan.epochs}
@@ -342,8 +327,9 @@ def fit_carrier(store_path: str | Path, proxy: str | Path | None = None, config:
                     param_state[key] = value.to(device)
         loss_fn = CarrierLoss(config.loss).to(device)
         run = _Run(model, optimizer, generator, data, loss_fn, config, plan, device, prior)
-        if plan.note() is not None:
-            log(plan.note())
+        note = plan.note()
+        if note is not None:
+            log(note)
         if config.stop == "plateau":
             run.monitor = _plateau_monitor(run)
             run.monitor.load(state.get("plateau"), monitor_tensors)
@@ -434,7 +420,7 @@ class _Run:
         self.prior = prior  # the 3D losses (Prior3DLoss) or None
         self.warmup_steps = round(config.warmup * plan.total_steps) if config.loss.uncertainty else 0
         self.monitor: PlateauMonitor | None = None  # the plateau stop rule, when the config asks for it
-        self.members = [plan.members(k, config.seed) for k in range(plan.parts)]
+        self.members = plan.partition(config.seed)
 
     def stopped(self, step: int) -> bool:
         """Whether the plateau rule ends the fit at ``step``."""
@@ -506,10 +492,10 @@ class _Run:
         start = last_note = time.perf_counter()
         totals: dict[str, float] = {}
         peak_norm, lr = 0.0, self._lr(step)
-        members = self.members[max(number - 1, 0) % plan.parts]
         if plan.parts == 1:  # the plain pass's draw, unchanged for every clip that fits in the budget
             order = torch.randperm(plan.frames, generator=self.generator).tolist()
         else:
+            members = self.members[max(number - 1, 0) % plan.parts]
             order = members[torch.randperm(len(members), generator=self.generator)].tolist()
         for first in range(0, len(order), config.batch_size):
             lr = self._lr(step) * lr_scale

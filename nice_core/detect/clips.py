@@ -95,8 +95,9 @@ def extract_clips(video: str | Path, store_path: str | Path, output: str | Path,
         if len(reader) != len(has_face):
             raise InputError(f"{video}: {len(reader)} frames, but the store {store_path} tracked "
                              f"{len(has_face)} (is it the same video's geometry?)")
+        last = max(wanted)
         for index, frame in enumerate(reader):
-            if index > max(wanted):
+            if index > last:
                 break
             if index in wanted:
                 image = warp_crop(frame, transforms[index], crop)

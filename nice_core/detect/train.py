@@ -23,12 +23,10 @@ removes lives between neighbouring frames; never subsample in time).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +39,7 @@ from nice_core.detect.i3d import I3DConfig, I3DResNet
 from nice_core.detect.metrics import roc_auc, video_scores
 from nice_core.errors import InputError
 from nice_core.io.atomic import atomic_output
+from nice_core.io.threads import deterministic_torch
 
 __all__ = ["ClipSet", "TensorClips", "TrainConfig", "TrainResult", "score_clips", "train_detector"]
 
@@ -136,22 +135,6 @@ class TrainResult:
     best_step: int
     best_val_auc: float | None
     checkpoint_dir: Path | None
-
-
-@contextlib.contextmanager
-def _deterministic(threads: int | None, device: torch.device) -> Iterator[None]:
-    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
-        yield
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 def _classes(clips: ClipSet, what: str) -> tuple[Tensor, Tensor]:
@@ -273,7 +256,7 @@ def train_detector(train: ClipSet, val: ClipSet | None = None, model_config: I3D
         _classes(val, "the validation set")
     identity = {"format": FORMAT, "config": config.identity(), "model": model_config.to_dict(),
                 "train": train.fingerprint(), "val": val.fingerprint() if val is not None else None}
-    with _deterministic(config.threads, device):
+    with deterministic_torch(config.threads, device.type):
         torch.manual_seed(config.seed)
         model = I3DResNet(model_config)
         if init is not None:

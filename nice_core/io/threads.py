@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-__all__ = ["BUDGET_VARIABLE", "apply_thread_budget", "thread_budget", "thread_budget_applied"]
+__all__ = ["BUDGET_VARIABLE", "apply_thread_budget", "deterministic_torch", "thread_budget", "thread_budget_applied"]
 
 #: Where the budget lives for the rest of the process (and the processes it starts).
 BUDGET_VARIABLE = "NICE_CORE_THREADS"
@@ -68,6 +68,29 @@ def thread_budget_applied(threads: int | None) -> Iterator[None]:
                 os.environ[name] = value
         for before, set_threads in pools.values():
             set_threads(before)
+
+
+@contextlib.contextmanager
+def deterministic_torch(threads: int | None, device_type: str = "cpu") -> Iterator[None]:
+    """torch's deterministic algorithms (warnings only off the CPU, where some ops have no deterministic
+    kernel) and ``threads`` CPU threads (``None``: unchanged) for the block; both restored afterwards. The
+    thread count is part of reproducibility: it can change float summation order. torch is imported here,
+    so importing this module stays light."""
+    import torch
+
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if device_type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True, warn_only=device_type != "cpu")
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 #: The pools set through their library's own calls once it is loaded: module -> (getter, setter) names.
