@@ -137,6 +137,19 @@ def test_the_weighted_median_ignores_frames_that_do_not_see_a_texel() -> None:
     assert median[3] == 0 and total[3] == 0
 
 
+def test_the_statistics_keep_their_frames_without_pinning_the_batches() -> None:
+    """A long clip's statistics take one frame from many batches; a view of that row would keep the whole
+    batch alive (the stage's memory grew with the clip's length)."""
+    from nice_core.prior3d.analysis import SourceStats
+
+    batch = {name: np.zeros((16, 3, 500), np.float32) for name in ("detail", "albedo", "weight")}
+    batch |= {"embedding": np.zeros((16, 128), np.float32), "shape": np.zeros((16, 468, 3), np.float32)}
+    stats = SourceStats()
+    stats.add(3, batch, 2, shape=True)
+    kept = [stats.details[0], stats.albedos[0], stats.weights[0], stats.embeddings[0], stats.shapes[0]]
+    assert not any(np.shares_memory(row, array) for row in kept for array in batch.values())
+
+
 def test_the_shape_code_removes_pose_and_scale() -> None:
     mesh = canonical_mesh()
     rng = np.random.default_rng(1)

@@ -171,15 +171,17 @@ class SourceStats:
 
     def add(self, frame: int, out: dict[str, np.ndarray], k: int, shape: bool) -> None:
         """Frame ``frame``, row ``k`` of an :meth:`FrameAnalyser.analyse` result."""
+        # Copies, not views: a view of row k keeps its whole batch's arrays alive, and with one pick per batch
+        # the statistics would pin every batch of a long clip (the stage's memory grew with the clip).
         self.frames.append(frame)
-        self.details.append(out["detail"][k])
-        self.albedos.append(out["albedo"][k])
-        self.weights.append(out["weight"][k])
-        self.embeddings.append(out["embedding"][k])
+        self.details.append(out["detail"][k].copy())
+        self.albedos.append(out["albedo"][k].copy())
+        self.weights.append(out["weight"][k].copy())
+        self.embeddings.append(out["embedding"][k].copy())
         if shape:
-            self.shapes.append(out["shape"][k])
+            self.shapes.append(out["shape"][k].copy())
         if "deca" in out:
-            self.deca.append({name: out["deca"][name][k] for name in DECA_STATIC})
+            self.deca.append({name: out["deca"][name][k].copy() for name in DECA_STATIC})
 
     def static_maps(self, raster: UVRaster) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(detail (U, U), albedo (U, U, 3), weight (U, U))``: weighted medians over the frames."""

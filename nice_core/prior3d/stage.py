@@ -74,6 +74,8 @@ __all__ = ["BACKENDS", "Prior3DConfig", "Prior3DResult", "build_prior3d", "open_
 SCHEMA_VERSION = 1
 #: Frames analysed together (one torch batch).
 BATCH = 16
+READ_BLOCK = 1024  # frames of landmarks read at once
+SMOOTH_COLUMNS = 117  # vertex coordinates smoothed at once (a twelfth of 468 * 3)
 
 
 @dataclass(frozen=True)
@@ -346,17 +348,27 @@ def _crop_scale(store) -> float:
 
 
 def _smoothed_vertices(store, valid: np.ndarray, sigma: float) -> np.ndarray:
-    """``(N, 468, 3)`` crop-pixel vertices of every frame, smoothed over time like the crops are."""
+    """``(N, 468, 3)`` ``float32`` crop-pixel vertices of every frame, smoothed over time like the crops are.
+
+    The result is the only whole-clip array (5.6 kB a frame): the landmarks are read in blocks of frames and
+    the smoothing (float64, with padded copies) runs on blocks of coordinates, so a 10-minute clip adds tens of
+    megabytes, not the gigabyte the plain whole-clip version took.
+    """
     from nice_core.face.alignment import smooth_series
     from nice_core.prior3d.uv import crop_vertices
 
-    landmarks, transforms = store["landmarks"][:], store["transforms"][:]
     n = len(valid)
-    vertices = np.zeros((n, 468, 3), np.float64)
-    for i in np.flatnonzero(valid):
-        vertices[i] = crop_vertices(landmarks[i], transforms[i])
-    flat = smooth_series(vertices.reshape(n, -1), valid, sigma, store.shots())  # never across a shot cut
-    return flat.reshape(n, 468, 3).astype(np.float32)
+    vertices = np.zeros((n, 468 * 3), np.float32)
+    for start in range(0, n, READ_BLOCK):
+        stop = min(n, start + READ_BLOCK)
+        landmarks, transforms = store["landmarks"][start:stop], store["transforms"][start:stop]
+        for i in np.flatnonzero(valid[start:stop]):
+            vertices[start + i] = crop_vertices(landmarks[i], transforms[i]).reshape(-1)
+    shots = store.shots()
+    for column in range(0, vertices.shape[1], SMOOTH_COLUMNS):  # never across a shot cut
+        block = slice(column, column + SMOOTH_COLUMNS)
+        vertices[:, block] = smooth_series(vertices[:, block], valid, sigma, shots)
+    return vertices.reshape(n, 468, 3)
 
 
 def _write_header(h5, analyser: FrameAnalyser, config: Prior3DConfig, store_path: Path, proxy: Path | None,
