@@ -137,7 +137,8 @@ def test_a_typo_at_the_top_level_is_caught(short_clip, tmp_path):
 
 def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
     """Three sources in one run: a proxy made by an external tool (the built-in swapper run through the
-    template, a real command), a benchmark folder, and a given proxy whose check finds a 2-frame delay."""
+    template, a real command), a benchmark folder, and a given proxy whose check finds a 2-frame delay. The
+    run stops at the proxy checks (its targets): what follows them is the same chain the other tests run."""
     from nice_core.groundtruth.clip import BenchConfig, make_benchmark
 
     make_benchmark(short_clip, tmp_path / "bench1", BenchConfig(frames=12), show_progress=False)
@@ -147,9 +148,11 @@ def test_external_swapper_benchmark_set_and_given_proxy(short_clip, tmp_path):
     write_workflow_config(tmp_path, {"selfswap": short_clip, "given": {"target": str(short_clip), "proxy": str(late)}},
                           benchmarks=[str(tmp_path / "bench1")], proxy={"generator": "external"},
                           external={"preset": "nice-core"})
-    done = snakemake(tmp_path)
+    checks = [f"results/work/{name}/proxy_check.json" for name in ("selfswap", "given", "bench__bench1")]
+    done = snakemake(tmp_path, *checks)
     assert done.returncode == 0, done.stderr[-3000:]
     work = tmp_path / "results" / "work"
+    assert not list(work.rglob("carrier.safetensors"))  # the targets were the checks, not the whole chain
     assert (work / "selfswap" / "proxy.mp4").is_file()
     assert "48/48 frames swapped" in (tmp_path / "results" / "logs" / "proxy" / "selfswap.tool.log").read_text()
     assert json.loads((work / "given" / "proxy_check.json").read_text())["frame_offset"] == 2

@@ -120,6 +120,18 @@ class FrameAnalyser:
         return self._network
 
     @torch.no_grad()
+    def detail_only(self, crops: np.ndarray, vertices: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`analyse`'s flat ``detail`` ``(B, T)`` and ``weight`` ``(B, T)`` alone, the same numbers
+        without the lighting, albedo, shape and identity network: what the UV detail score reads."""
+        images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+        verts = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
+        points = texel_points(verts, self.raster)
+        visibility = texel_visibility(points, texel_normals(verts, self.raster), self.crop_size)
+        colours = unwrap(images, points, self.crop_size)
+        detail = appearance.detail(colours, visibility, self.raster, self.config.detail_sigma)
+        return {"detail": detail.numpy(), "weight": (visibility * self._skin).numpy()}
+
+    @torch.no_grad()
     def analyse(self, crops: np.ndarray, vertices: np.ndarray) -> dict[str, np.ndarray]:
         """Per frame of ``(B, S, S, 3)`` ``uint8`` crops with ``(B, 468, 3)`` vertices: ``visibility_map``
         ``(B, U, U)`` in ``[0, 1]``, ``lighting`` ``(B, 9)``, ``albedo_code`` ``(B, A, A, 3)``, ``detail_map``

@@ -38,15 +38,18 @@ def uv_detail_scores(video: str | Path, store_path: str | Path, prior3d_path: st
         ``"maps"``, the ``(U, U)`` ``detail`` of the video, the identity and the target (for the report).
     """
     import json
+    from dataclasses import replace
 
     from nice_core.face.alignment import warp_crop
     from nice_core.io.reader import VideoReader
-    from nice_core.prior3d.analysis import FrameAnalyser, SourceStats
-    from nice_core.prior3d.stage import Prior3DConfig, open_prior3d
+    from nice_core.prior3d import appearance
+    from nice_core.prior3d.analysis import FrameAnalyser
+    from nice_core.prior3d.stage import BATCH, Prior3DConfig, open_prior3d
     from nice_core.store import FaceStore
 
     with open_prior3d(prior3d_path) as h5:
-        config = Prior3DConfig(**json.loads(h5.attrs["config"]))
+        # The UV detail does not depend on the backend: the mesh one, without loading DECA's encoders.
+        config = replace(Prior3DConfig(**json.loads(h5.attrs["config"])), backend="mesh")
         used = source if source in h5 and "static" in h5[source] else "proxy"
         identity = h5[used]["static"]["detail"][()]
         target = h5["target"]["static"]["detail"][()]
@@ -57,21 +60,33 @@ def uv_detail_scores(video: str | Path, store_path: str | Path, prior3d_path: st
     with FaceStore.open(store_path) as store:
         transforms, size = store["transforms"][:], store.crop_size
     analyser = FrameAnalyser(config, size, crop_scale)
-    stats, wanted = SourceStats(), set(picks)
+    wanted, frames, pending, details, weights = set(picks), [], [], [], []
+
+    def flush() -> None:
+        out = analyser.detail_only(np.stack([c for _, c in pending]), vertices[[t for t, _ in pending]])
+        details.append(out["detail"])
+        weights.append(out["weight"])
+        frames.extend(t for t, _ in pending)
+        pending.clear()
+
     with VideoReader(video) as reader:
         for index, frame in reader.iter_frames(max(0, video_offset), len(reader)):
             t = index - video_offset
             if t in wanted:
-                out = analyser.analyse(warp_crop(frame, transforms[t], size)[None], vertices[t][None])
-                stats.add(t, out, 0, shape=False)
-    if not stats.frames:
+                pending.append((t, warp_crop(frame, transforms[t], size)))
+                if len(pending) == BATCH:
+                    flush()
+    if pending:
+        flush()
+    if not frames:
         raise ValueError(f"{video} has none of the frames the 3D prior's statistics came from")
-    detail, _, _ = stats.static_maps(analyser.raster)
+    median, _ = appearance.weighted_median(np.concatenate(details), np.concatenate(weights))
+    detail = analyser.raster.to_map(median)
     o, g = (detail - target)[skin], (identity - target)[skin]
     gain = float(o @ g / max(float(g @ g), 1e-12))
     corr = float(np.corrcoef(o, g)[0, 1]) if o.std() > 0 and g.std() > 0 else 0.0
     return {"uv_detail_gain": round(gain, 4), "uv_detail_corr": round(corr, 4),
-            "uv_added_rms": round(float(np.sqrt(np.mean(g * g))), 5), "frames": len(stats.frames), "source": used,
+            "uv_added_rms": round(float(np.sqrt(np.mean(g * g))), 5), "frames": len(frames), "source": used,
             "maps": {"detail": detail, "identity": identity, "target": target}}
 
 
