@@ -2,6 +2,7 @@
 survives re-encoding at CRF 28, half-size rescaling and a 10% border crop (a 2 s clip: all of them at
 once); clean footage is not flagged."""
 
+import hashlib
 import subprocess
 import sys
 
@@ -95,6 +96,32 @@ def test_verify_reports_both_and_errors(marked, tmp_path):
     assert "metadata label: FOUND" in done.stdout and f"payload {payload:05x}" in done.stdout
     missing = nice_core("verify", str(tmp_path / "nope.mp4"))
     assert missing.returncode == 2 and missing.stderr.startswith("nice-core: error:")
+
+
+def test_a_parity_reencoded_original_carries_the_mark_but_is_never_called_synthetic(short_clip, tmp_path):
+    """The detection study's reals: re-encoded like the refined videos and marked with the parity payload, so
+    both classes carry the mark; verify finds the mark, reads the payload and says "not synthetic"."""
+    from nice_core.provenance.watermark import PARITY_PAYLOAD, payload_from_inputs
+
+    out = tmp_path / "parity.mp4"
+    done = nice_core("detect", "reencode", str(short_clip), "-o", str(out), "--compression", "c23")
+    assert done.returncode == 0, done.stderr
+    result = verify_file(out)
+    assert result.watermark.found and result.watermark.payload == PARITY_PAYLOAD
+    assert result.parity and not result.found and not result.label_found
+    assert result.tags["synthetic_media"] == "false" and result.tags["nice_core_parity"] == "true"
+    assert probe_video(out).n_frames == 48
+    stripped = tmp_path / "stripped.mp4"  # the tags gone: the payload alone still says "parity"
+    run_ffmpeg("-i", str(out), "-map_metadata", "-1", "-c:v", "libx264", "-crf", "23", str(stripped))
+    again = verify_file(stripped)
+    assert again.parity and not again.found
+    done = nice_core("verify", str(stripped))
+    assert done.returncode == 1 and "re-encoded by nice-core for data-set parity" in done.stdout
+    assert "not synthetic media" in done.stdout
+    # no synthetic output can carry the parity payload: this digest's 20-bit prefix is zero, its payload is 1
+    zero_prefix = f"{225231:064x}"
+    assert hashlib.sha256(zero_prefix.encode()).digest()[:3] < b"\x00\x00\x10"
+    assert payload_from_inputs([zero_prefix]) == 1
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])

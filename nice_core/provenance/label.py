@@ -18,11 +18,16 @@ import numpy as np
 from nice_core.io.digest import file_sha256
 from nice_core.io.writer import EncodeOptions
 from nice_core.provenance.visible import draw_visible_label
-from nice_core.provenance.watermark import embed, payload_from_inputs
+from nice_core.provenance.watermark import PARITY_PAYLOAD, embed, payload_from_inputs
 
 SYNTHETIC_MEDIA_NOTICE = (
     "SYNTHETIC MEDIA: this video was produced or altered by an automated face-manipulation pipeline "
     "(nice-core). It may show a face that was not in the original recording."
+)
+PARITY_NOTICE = (
+    "ORIGINAL FOOTAGE, RE-ENCODED: nice-core decoded and re-encoded this video and marked it like its outputs, "
+    "so that a deepfake detector's real and fake videos share one encoder path and one watermark. No face in "
+    "it was manipulated."
 )
 
 
@@ -124,3 +129,20 @@ def synthetic_label(inputs: dict[str, str | Path] | None, kind: str = "face mani
         kind=kind,
         c2pa=c2pa,
     )
+
+
+def parity_label(inputs: dict[str, str | Path], encode: EncodeOptions | None = None) -> SyntheticLabel:
+    """The label of real footage re-encoded for data-set parity (the detection study's reals): nice-core's
+    watermark with :data:`~nice_core.provenance.watermark.PARITY_PAYLOAD` and tags that say "original,
+    re-encoded, not manipulated" (``synthetic_media: false``, ``nice_core_parity: true``), so the reals carry
+    the same pattern as the refined fakes and ``nice-core verify`` never calls them synthetic. No visible mark
+    and no C2PA manifest (both would differ from nothing in the fakes' pixels, or claim a manipulation)."""
+    from nice_core import __version__
+
+    digests = input_digests(inputs)
+    tags = {"comment": PARITY_NOTICE, "synthetic_media": "false", "nice_core_parity": "true",
+            "generator": f"nice-core {__version__}", "creation_time": creation_time(),
+            **{f"input_{role}_sha256": digest for role, digest in digests.items()},
+            "watermark": f"nice-core spread-spectrum, payload {PARITY_PAYLOAD:05x} (data-set parity: not synthetic)"}
+    return SyntheticLabel(sources=tuple(Path(p) for p in inputs.values()), tags=tags, payload=PARITY_PAYLOAD,
+                          visible=False, kind="original footage re-encoded for data-set parity")

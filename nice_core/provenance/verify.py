@@ -9,7 +9,7 @@ import numpy as np
 
 from nice_core.errors import InputError
 from nice_core.provenance.c2pa_manifest import read_manifest
-from nice_core.provenance.watermark import Detection, detect_frames
+from nice_core.provenance.watermark import PARITY_PAYLOAD, Detection, detect_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Frames read from a video for detection (evenly spread); more frames, stronger detection.
@@ -28,8 +28,17 @@ class Verification:
         return self.tags.get("synthetic_media", self.tags.get("SYNTHETIC_MEDIA")) == "true"
 
     @property
+    def parity(self) -> bool:
+        """Real footage nice-core re-encoded for data-set parity (its tag, or its mark's payload), and no
+        synthetic-media label."""
+        marked = self.watermark.found and self.watermark.payload == PARITY_PAYLOAD
+        tagged = self.tags.get("nice_core_parity", self.tags.get("NICE_CORE_PARITY")) == "true"
+        return (marked or tagged) and not self.label_found and self.c2pa is None
+
+    @property
     def found(self) -> bool:
-        return self.label_found or self.watermark.found or self.c2pa is not None
+        """Labelled synthetic media made by nice-core (a parity-marked original is not)."""
+        return self.label_found or (self.watermark.found and not self.parity) or self.c2pa is not None
 
     def summary(self) -> list[str]:
         lines = [f"file: {self.path}"]
@@ -49,8 +58,12 @@ class Verification:
         if self.c2pa is not None:
             lines.append(f"C2PA manifest: FOUND ({self.c2pa.get('title', '?')}; signed by "
                          f"{(self.c2pa.get('signature_info') or {}).get('issuer', '?')})")
-        lines.append("verdict: " + ("labelled synthetic media made by nice-core" if self.found
-                                    else "no nice-core label found"))
+        if self.parity:
+            verdict = ("original footage re-encoded by nice-core for data-set parity (mark payload "
+                       f"{PARITY_PAYLOAD:05x}): not synthetic media")
+        else:
+            verdict = "labelled synthetic media made by nice-core" if self.found else "no nice-core label found"
+        lines.append("verdict: " + verdict)
         return lines
 
 

@@ -67,6 +67,10 @@ DETECT_Z = 8.0
 #: Rescale factors tried at detection (a video shrunk to half size is found at 2.0).
 SCALES = (1.0, 2.0, 1.5, 4 / 3, 0.75, 0.5)
 PAYLOAD_BITS = 20
+#: The payload of the data-set parity mark: real footage that nice-core re-encoded, marked like its outputs so
+#: a detector trained on both cannot key on the mark (:func:`nice_core.provenance.label.parity_label`); no
+#: synthetic output carries it, and ``nice-core verify`` reports it as not synthetic.
+PARITY_PAYLOAD = 0
 _SEED = 0x4E494345  # "NICE": the tool's identity; other tools using this scheme would pick another seed
 #: Detector: high-pass blur, contrast-normalisation blur (both in cells), clip, floor, whitening exponent.
 _HIGHPASS_SIGMA = 0.5
@@ -91,9 +95,10 @@ def _order() -> np.ndarray:
 
 
 def payload_from_inputs(digests: list[str]) -> int:
-    """The 20-bit payload: a prefix of the SHA-256 over the inputs' hex digests (sorted)."""
+    """The 20-bit payload: a prefix of the SHA-256 over the inputs' hex digests (sorted); never
+    :data:`PARITY_PAYLOAD` (that one prefix in 2^20 becomes 1)."""
     digest = hashlib.sha256("".join(sorted(digests)).encode()).digest()
-    return int.from_bytes(digest[:3], "big") >> (24 - PAYLOAD_BITS)
+    return (int.from_bytes(digest[:3], "big") >> (24 - PAYLOAD_BITS)) or 1
 
 
 def _shifts(payload: int) -> tuple[tuple[int, int], tuple[int, int]]:
