@@ -694,13 +694,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nice-core", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nice-core {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from nice_core.detect.cli import add_parser as add_detect_parser
     from nice_core.provenance.record import add_parser as add_provenance_parser
 
     commands = (_add_probe_parser, _add_track_parser, _add_swap_parser, _add_external_swap_parser,
                 _add_check_proxy_parser, _add_refine_parser, _add_prior3d_parser, _add_fit_parser,
                 _add_composite_parser, _add_demo_parser, _add_eval_parser, _add_report_parser, _add_verify_parser,
                 _add_config_parser, _add_bench_parser,
-                add_provenance_parser)  # provenance: the workflow's per-video record
+                add_provenance_parser,  # provenance: the workflow's per-video record
+                add_detect_parser)  # the detection study
     for add_parser in commands:
         add_parser(sub)
     return parser
@@ -710,9 +712,10 @@ def build_parser() -> argparse.ArgumentParser:
 #: ``output`` of these commands is a folder). Checked together before any command runs.
 INPUT_ARGS = ("video", "target", "proxy", "identity", "reference", "store", "prior3d", "motion", "carrier", "check",
               "video_check", "proxy_check", "probe", "config", "uncertainty", "vgg19_weights", "source", "metrics",
-              "file", "audio", "c2pa_key", "c2pa_cert")
-OUTPUT_FILE_ARGS = ("output", "json", "save_uncertainty", "log")
-OUTPUT_FOLDER_ARGS = ("outdir", "work_dir", "checkpoint_dir", "videos_dir")
+              "file", "audio", "c2pa_key", "c2pa_cert", "index", "model", "records", "init_2d",
+              "init_i3d")
+OUTPUT_FILE_ARGS = ("output", "json", "save_uncertainty", "log", "deepfakebench")
+OUTPUT_FOLDER_ARGS = ("outdir", "work_dir", "checkpoint_dir", "videos_dir", "run_dir", "report_dir")
 FOLDER_OUTPUT_COMMANDS = ("track", "demo")
 VIDEO_OUTPUT_COMMANDS = ("swap", "external-swap", "refine", "composite")
 

@@ -12,7 +12,7 @@ from nice_core.carrier.config import check_fit_overrides
 from nice_core.chain import WorkFiles
 from nice_core.config import stage_flags, validate
 from nice_core.errors import InputError, NiceError
-from nice_core.inputs.videos import output_encoding, warm_start_sources, workflow_videos
+from nice_core.inputs.videos import output_encoding, target_key, warm_start_sources, workflow_videos
 
 
 def check_external_swapper(config, videos):
@@ -45,6 +45,7 @@ TARGET_WORK = WORK / "_targets"
 TARGET_KEY = {name: v.target_key for name, v in VIDEOS.items()}  # hashed once, read by every helper
 TARGETS = {TARGET_KEY[name]: str(v.target) for name, v in VIDEOS.items()}
 LOGS = RESULTS / "logs"
+DETECT = RESULTS / "detect"
 BENCH = RESULTS / "benchmarks"
 REPORT = RESULTS / "report"
 VIDEO_NAMES = " ".join(VIDEOS)
@@ -53,6 +54,78 @@ GENERATOR = config["proxy"]["generator"]
 PREVIEW = config["face"]["preview"]
 SAVE_UNCERTAINTY = config["composite"]["save_uncertainty"]
 PROXY_RESOURCES = "proxy" if GENERATOR == "swap" else "external_proxy"
+
+
+def study():
+    """The detection study of ``detector.index`` (nice_core.detect.plan), or None; refused in one line."""
+    if not config["detector"]["index"]:
+        return None
+    from nice_core.detect.plan import study_plan
+
+    try:
+        return study_plan(
+            config["detector"]["index"], config["detector"]["conditions"], config["detector"]["test_sets"]
+        )
+    except NiceError as err:
+        sys.exit(f"nice-core: error: config.yaml: detector.index: {err}")
+
+
+STUDY = study()
+# The study's videos are tracked like the run's targets (each once; an FF++ fake through its original's store).
+for _video in STUDY.videos_to_track() if STUDY else []:
+    TARGETS.setdefault(target_key(_video), _video)
+STUDY_IDS = STUDY.ids if STUDY else []
+STUDY_RUNS = [(c, s) for c in config["detector"]["conditions"] for s in config["detector"]["seeds"]] if STUDY else []
+
+
+def detect_clips(entry_id, probe=False):
+    """A study video's clips file (``probe``: cut from watermarked frames, for the watermark probe)."""
+    return DETECT / ("probe_clips" if probe else "clips") / f"{entry_id}.h5"
+
+
+def detect_video(wildcards):
+    return STUDY.entry(wildcards.entry).path
+
+
+def detect_store(wildcards):
+    """The tracking store the entry's clips are cut through (an FF++ fake: its original's)."""
+    return target_files(target_key(STUDY.store_video[wildcards.entry])).store
+
+
+def detect_training_clips(wildcards):
+    return [detect_clips(i) for i in STUDY.training_ids(wildcards.condition)]
+
+
+def detect_eval_clips(wildcards):
+    return [detect_clips(i) for i in STUDY.test_ids(wildcards.test_set, wildcards.condition)]
+
+
+def detect_probe_clips(wildcards):
+    if not config["detector"]["watermark_probe"]:
+        return []
+    return [detect_clips(i, probe=True) for i in STUDY.probe_ids(wildcards.test_set)]
+
+
+def detect_probe_flags(wildcards, input):
+    return f"--probe-clips-dir {shlex.quote(str(DETECT / 'probe_clips'))}" if input.probe else ""
+
+
+def detect_sources(wildcards):
+    return ",".join(STUDY.conditions[wildcards.condition])
+
+
+def detect_run_dir(wildcards, output):
+    """A training job's folder (its model, record and resumable checkpoint)."""
+    return Path(output.model).parent
+
+
+def detect_evals():
+    return [DETECT / "evals" / f"{c}-{s}-{t}.json" for c, s in STUDY_RUNS for t in config["detector"]["test_sets"]]
+
+
+def detect_report():
+    """The study's report, when the run has a study (the default target then includes it)."""
+    return [DETECT / "report" / "detection.html"] if STUDY else []
 
 
 def work(name):

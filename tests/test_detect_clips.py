@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 
 from nice_core.detect.clips import NoClipError, StoredClips, clip_starts, extract_clips
+from nice_core.detect.run import cut_clips
 from nice_core.errors import OutputError
+from nice_core.face.alignment import warp_crop
+from nice_core.io.reader import VideoReader
+from nice_core.provenance.watermark import embed
 from nice_core.store import FaceStore
 
 
@@ -37,8 +42,6 @@ def test_clips_are_the_stores_crops_and_fakes_use_their_originals_geometry(flick
     with FaceStore.open(store) as s:
         crops, faces = s["crops"][()], s["has_face"][()]
     assert faces.all()
-    import h5py
-
     with h5py.File(out) as h5:
         starts, clips = h5["starts"][()].tolist(), h5["clips"][()]
     assert starts == [0, 8, 16] and clips.shape == (3, 8, 128, 128, 3)
@@ -52,3 +55,16 @@ def test_clips_are_the_stores_crops_and_fakes_use_their_originals_geometry(flick
     data.close()
     with pytest.raises(OutputError, match="refusing to overwrite an input file"):
         extract_clips(target, store, target, length=8)
+
+    # the watermark probe's clips: the mark goes into the whole frame before it is cropped
+    marked = extract_clips(target, store, tmp_path / "marked.h5", length=8, count=1, size=128, mark=0x2A5F1)
+    with h5py.File(marked) as h5, VideoReader(target) as reader, FaceStore.open(store) as s:
+        first = next(iter(reader))
+        expected = warp_crop(embed(first, 0x2A5F1), s["transforms"][0], s.crop_size)
+        assert np.array_equal(h5["clips"][0, 0], expected) and not np.array_equal(h5["clips"][0, 0], crops[0])
+        assert h5.attrs["mark"] == 0x2A5F1
+    # a video too short for one clip: an empty clips file that says why (the study lists it, never drops it)
+    reason = cut_clips(target, store, tmp_path / "short.h5", length=len(faces) + 1, count=2, size=32)
+    assert reason.startswith(f"no {len(faces) + 1} consecutive frames")
+    with h5py.File(tmp_path / "short.h5") as h5:
+        assert h5["clips"].shape[0] == 0 and h5.attrs["reason"] == reason

@@ -191,8 +191,11 @@ def stage_flags(config: dict, section: str) -> str:
     ``--set key=value`` per entry. Keys the schema marks ``x-cli: false`` are the workflow's own.
     """
     properties = _node(section).get("properties", {})
+    values = config
+    for part in section.split("."):  # a nested section: "detector.train"
+        values = values.get(part, {})
     words: list[str] = []
-    for key, value in config.get(section, {}).items():
+    for key, value in values.items():
         if properties.get(key, {}).get("x-cli", True) is False:
             continue
         if isinstance(value, dict):

@@ -28,6 +28,7 @@ from nice_core.face.alignment import warp_crop
 from nice_core.io.atomic import atomic_output, refuse_input_overwrite
 from nice_core.io.digest import file_sha256
 from nice_core.io.reader import VideoReader
+from nice_core.provenance.watermark import embed
 from nice_core.store import FaceStore
 
 __all__ = ["NoClipError", "StoredClips", "clip_starts", "extract_clips"]
@@ -68,10 +69,13 @@ def clip_starts(has_face: np.ndarray, shots: np.ndarray, length: int, count: int
 
 
 def extract_clips(video: str | Path, store_path: str | Path, output: str | Path, length: int = 16,
-                  count: int = 4, size: int = 112) -> Path:
+                  count: int = 4, size: int = 112, mark: int | None = None) -> Path:
     """Cut ``count`` clips of ``length`` frames from ``video`` through ``store_path``'s crops' geometry,
     resized to ``size`` px, into ``output`` (``clips.h5``, written atomically); one decoded frame in memory
     at a time besides the clips. Returns ``output``.
+
+    ``mark``: embed nice-core's watermark with this payload in every whole frame before it is cropped, as the
+    writer does to a refined video (the watermark probe's clips of real videos).
 
     Raises:
         NoClipError: no eligible window (see :func:`clip_starts`).
@@ -100,6 +104,8 @@ def extract_clips(video: str | Path, store_path: str | Path, output: str | Path,
             if index > last:
                 break
             if index in wanted:
+                if mark is not None:
+                    frame = embed(frame, mark)
                 image = warp_crop(frame, transforms[index], crop)
                 if crop != size:
                     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
@@ -109,7 +115,7 @@ def extract_clips(video: str | Path, store_path: str | Path, output: str | Path,
         h5.create_dataset("clips", data=clips, chunks=(1, length, size, size, 3))
         h5.create_dataset("starts", data=np.asarray(starts, np.int64))
         h5.attrs.update(video=str(video), video_sha256=file_sha256(video), store_sha256=file_sha256(store_path),
-                        length=length, size=size)
+                        length=length, size=size, mark=-1 if mark is None else mark)
     return Path(output)
 
 

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from nice_core.errors import InputError
 from nice_core.inputs.ffpp import COMPRESSIONS, split_pairs
-from nice_core.io.atomic import write_json
 
 __all__ = [
     "SOURCES",
@@ -241,6 +240,8 @@ def check_identities(entries: Sequence[VideoEntry]) -> None:
 
 def write_index(path: str | Path, entries: Sequence[VideoEntry]) -> None:
     """Write the index as JSON (a list of entries) after :func:`check_identities`."""
+    from nice_core.io.atomic import write_json  # here: the workflow reads indexes without loading the io layer
+
     check_identities(entries)
     write_json(path, {"format": "nice-core-detect-index/1", "videos": [e.to_dict() for e in entries]})
 
@@ -273,5 +274,7 @@ def export_deepfakebench(entries: Sequence[VideoEntry], path: str | Path, name: 
         video = Path(e.path).stem
         out[name].setdefault(label, {}).setdefault(e.split, {}).setdefault(compression, {})[video] = {
             "label": label, "frames": [], "masks": [], "video": e.path}
+    from nice_core.io.atomic import write_json
+
     write_json(path, out)
     return out

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nice_core.config import default
 from nice_core.detect.i3d import I3DConfig, I3DResNet
 from nice_core.detect.metrics import roc_auc, video_scores
 from nice_core.errors import InputError
@@ -103,15 +104,15 @@ class TrainConfig:
         precision: ``fp32``, or ``bf16`` autocast (CUDA).
     """
 
-    steps: int = 3000
-    batch_size: int = 8
-    lr: float = 2e-4
+    steps: int = default("detector.train.steps")
+    batch_size: int = default("detector.train.batch_size")
+    lr: float = default("detector.train.lr")
     weight_decay: float = 5e-4
     seed: int = 1024
-    val_every: int = 250
+    val_every: int = default("detector.train.val_every")
     threads: int | None = None
-    device: str = "cpu"
-    precision: str = "fp32"
+    device: str = default("detector.train.device")
+    precision: str = default("detector.train.precision")
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 2 or self.val_every < 1:

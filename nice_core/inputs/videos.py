@@ -141,8 +141,9 @@ def workflow_videos(config: dict, base: str | Path = ".") -> dict[str, VideoSpec
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise InputError(f"{len(missing)} input file(s) missing: {', '.join(missing[:3])}{more}")
-    if not out:
-        raise InputError("config.yaml names no videos (videos:, ffpp:, pairs_csv: or benchmarks:)")
+    if not out and not (config.get("detector") or {}).get("index"):  # a run of the detection study alone is fine
+        raise InputError("config.yaml names no videos (videos:, ffpp:, pairs_csv: or benchmarks:) and no "
+                         "detection study (detector.index)")
     return out
 
 
