@@ -51,6 +51,22 @@ def kill_when(child: subprocess.Popen, done: Path, seconds: float, what: str, re
         child.wait(timeout=60)
 
 
+SLURM_ROUND_TRIP = "tests/test_slurm.py::test_the_slurm_profile_gives_the_local_profiles_results"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the SLURM round trip now when its test is to run (a full run): it mostly waits, so the rest of
+    the suite runs meanwhile; its test collects it (tests/test_slurm.py)."""
+    if session.config.option.collectonly or not any(item.nodeid == SLURM_ROUND_TRIP for item in session.items):
+        return
+    import tempfile
+
+    import test_slurm
+
+    root = Path(tempfile.mkdtemp(prefix="nice-slurm-round-trip-"))
+    test_slurm.start_in_background(root)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def scontrol_answers_at_once(tmp_path_factory: pytest.TempPathFactory):
     """Where a SLURM client is installed but no controller runs, ``scontrol show config`` waits 9-10 s
