@@ -272,3 +272,5 @@ def test_the_slurm_profile_gives_the_local_profiles_results(tmp_path):
     record = json.loads((cluster / "results" / "work" / "talking" / "provenance.json").read_text())
     assert record["inputs"]["target"]["path"] == str(tiny_clip)
     assert record["versions"]["packages"]["snakemake-executor-plugin-slurm"]
+    if future is not None:  # the background run's own folder (a failure above keeps it, to look at)
+        shutil.rmtree(local.parent, ignore_errors=True)
