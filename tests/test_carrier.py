@@ -229,10 +229,11 @@ def test_a_long_clip_gets_one_pass_in_parts_within_the_budget() -> None:
     plan = plan_fit(15_000, FitConfig(steps=2400))
     assert (plan.passes, plan.parts, plan.epochs, plan.total_steps) == (1, 7, 7, 15_000)
     assert max(plan.part_steps(k) for k in range(plan.parts)) <= 2400
-    members = [plan.members(k, seed=0) for k in range(plan.parts)]
+    members = plan.partition(seed=0)
     assert sorted(torch.cat(members).tolist()) == list(range(15_000))  # every frame once per pass
     assert all(m.min() < 1000 and m.max() > 14_000 for m in members)  # each part spans the whole clip
-    assert torch.equal(plan.members(3, seed=0), members[3]) and not torch.equal(plan.members(3, seed=1), members[3])
+    assert len(members) == plan.parts
+    assert torch.equal(plan.partition(seed=0)[3], members[3]) and not torch.equal(plan.partition(seed=1)[3], members[3])
     assert "7 checkpointed parts" in plan.note()
     batched = plan_fit(15_000, FitConfig(steps=2400, batch_size=4))  # 3750 steps: 2 parts
     assert (batched.parts, batched.total_steps) == (2, 3750)

@@ -164,10 +164,6 @@ class FitPlan:
         order = torch.randperm(self.frames, generator=torch.Generator().manual_seed(seed + PARTITION_SEED))
         return [order[part::self.parts] for part in range(self.parts)]
 
-    def members(self, part: int, seed: int) -> Tensor:
-        """The frame indices of part ``part`` (see :meth:`partition`)."""
-        return self.partition(seed)[part]
-
     def note(self) -> str | None:
         """A line for the log when the clip is long enough to be split, else ``None``."""
         if self.parts == 1:

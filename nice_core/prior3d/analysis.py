@@ -119,15 +119,21 @@ class FrameAnalyser:
             self._network = load_dlib_face_resnet()
         return self._network
 
+    def _unwrapped(self, crops: np.ndarray, vertices: np.ndarray) -> tuple[Tensor, ...]:
+        """``(images, verts, normals, visibility, colours)``: the crops as floats and unwrapped onto the UV
+        layout through their vertices (what every per-frame quantity starts from)."""
+        images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+        verts = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
+        points = texel_points(verts, self.raster)
+        normals = texel_normals(verts, self.raster)
+        visibility = texel_visibility(points, normals, self.crop_size)
+        return images, verts, normals, visibility, unwrap(images, points, self.crop_size)
+
     @torch.no_grad()
     def detail_only(self, crops: np.ndarray, vertices: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`analyse`'s flat ``detail`` ``(B, T)`` and ``weight`` ``(B, T)`` alone, the same numbers
         without the lighting, albedo, shape and identity network: what the UV detail score reads."""
-        images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-        verts = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
-        points = texel_points(verts, self.raster)
-        visibility = texel_visibility(points, texel_normals(verts, self.raster), self.crop_size)
-        colours = unwrap(images, points, self.crop_size)
+        _, _, _, visibility, colours = self._unwrapped(crops, vertices)
         detail = appearance.detail(colours, visibility, self.raster, self.config.detail_sigma)
         return {"detail": detail.numpy(), "weight": (visibility * self._skin).numpy()}
 
@@ -138,14 +144,9 @@ class FrameAnalyser:
         ``(B, U, U)``, ``shape`` ``(B, 468, 3)``, ``embedding`` ``(B, 128)``, ``vertices``, and the flat
         ``detail``, ``albedo`` ``(B, 3, T)`` and ``weight`` (visibility on the skin) for statistics; with
         backend ``deca`` also ``deca`` (its codes, name -> ``(B, k)``) and ``deca_box`` ``(B, 3)``."""
-        images = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-        verts = torch.from_numpy(np.ascontiguousarray(vertices, np.float32))
+        images, verts, normals, visibility, colours = self._unwrapped(crops, vertices)
         cfg, raster = self.config, self.raster
-        points = texel_points(verts, raster)
-        normals = texel_normals(verts, raster)
-        visibility = texel_visibility(points, normals, self.crop_size)
         weight = visibility * self._skin
-        colours = unwrap(images, points, self.crop_size)
         lighting = appearance.fit_lighting(colours, normals, weight)
         albedo = appearance.albedo(colours, lighting, normals, weight, raster, cfg.albedo_sigma)
         detail = appearance.detail(colours, visibility, raster, cfg.detail_sigma)

@@ -57,19 +57,19 @@ def synthetic_media_metadata(digests: dict[str, str] | None = None, purpose: str
     Returns:
         A mapping of tag name to value, ready for ffmpeg's ``-metadata`` (or PNG text chunks).
     """
+    tags = {"comment": SYNTHETIC_MEDIA_NOTICE, "synthetic_media": "true", "synthetic_media_kind": purpose}
+    return tags | _source_tags(digests, watermark_payload)
+
+
+def _source_tags(digests: dict[str, str] | None, watermark_payload: int | None, note: str = "") -> dict[str, str]:
+    """The tags every nice-core output carries: generator, creation time, its inputs' SHA-256, the mark."""
     from nice_core import __version__
 
-    tags = {
-        "comment": SYNTHETIC_MEDIA_NOTICE,
-        "synthetic_media": "true",
-        "synthetic_media_kind": purpose,
-        "generator": f"nice-core {__version__}",
-        "creation_time": creation_time(),
-    }
+    tags = {"generator": f"nice-core {__version__}", "creation_time": creation_time()}
     for role, digest in (digests or {}).items():
         tags[f"input_{role}_sha256"] = digest
     if watermark_payload is not None:
-        tags["watermark"] = f"nice-core spread-spectrum, payload {watermark_payload:05x}"
+        tags["watermark"] = f"nice-core spread-spectrum, payload {watermark_payload:05x}{note}"
     return tags
 
 
@@ -131,18 +131,13 @@ def synthetic_label(inputs: dict[str, str | Path] | None, kind: str = "face mani
     )
 
 
-def parity_label(inputs: dict[str, str | Path], encode: EncodeOptions | None = None) -> SyntheticLabel:
+def parity_label(inputs: dict[str, str | Path]) -> SyntheticLabel:
     """The label of real footage re-encoded for data-set parity (the detection study's reals): nice-core's
     watermark with :data:`~nice_core.provenance.watermark.PARITY_PAYLOAD` and tags that say "original,
     re-encoded, not manipulated" (``synthetic_media: false``, ``nice_core_parity: true``), so the reals carry
     the same pattern as the refined fakes and ``nice-core verify`` never calls them synthetic. No visible mark
     and no C2PA manifest (both would differ from nothing in the fakes' pixels, or claim a manipulation)."""
-    from nice_core import __version__
-
-    digests = input_digests(inputs)
     tags = {"comment": PARITY_NOTICE, "synthetic_media": "false", "nice_core_parity": "true",
-            "generator": f"nice-core {__version__}", "creation_time": creation_time(),
-            **{f"input_{role}_sha256": digest for role, digest in digests.items()},
-            "watermark": f"nice-core spread-spectrum, payload {PARITY_PAYLOAD:05x} (data-set parity: not synthetic)"}
+            **_source_tags(input_digests(inputs), PARITY_PAYLOAD, " (data-set parity: not synthetic)")}
     return SyntheticLabel(sources=tuple(Path(p) for p in inputs.values()), tags=tags, payload=PARITY_PAYLOAD,
                           visible=False, kind="original footage re-encoded for data-set parity")

@@ -126,9 +126,7 @@ def line_chart(series: Sequence[Series], *, title: str, y_label: str, hlines: Se
     with matplotlib.rc_context(_RC):
         figure = chart_figure(series, title=title, y_label=y_label, hlines=hlines, x_label=x_label, width=width,
                               height=height)
-        out = io.StringIO()
-        figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-    return _inline(out.getvalue(), title, width, height)
+        return _svg(figure, title, width, height)
 
 
 def chart_figure(series: Sequence[Series], *, title: str, y_label: str, hlines: Sequence[HLine] = (),
@@ -168,6 +166,13 @@ def chart_figure(series: Sequence[Series], *, title: str, y_label: str, hlines: 
         ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(series) + len(hlines), frameon=False,
                   fontsize=9, borderaxespad=0.2, handlelength=2.2)
     return figure
+
+
+def _svg(figure, title: str, width: int, height: int) -> str:
+    """``figure`` as an inline ``<svg>`` element, without a date or creator (the same numbers, the same bytes)."""
+    out = io.StringIO()
+    figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    return _inline(out.getvalue(), title, width, height)
 
 
 def _inline(svg: str, title: str, width: int, height: int) -> str:
@@ -216,6 +221,4 @@ def curve_chart(curves: Sequence[Curve], *, title: str, x_label: str, y_label: s
         ax.set_title(title, loc="left", fontsize=11, fontweight="bold", color="#212529", pad=36)
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=min(4, len(curves) + diagonal), frameon=False,
                   fontsize=8, borderaxespad=0.2, handlelength=1.8)
-        out = io.StringIO()
-        figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-    return _inline(out.getvalue(), title, width, height)
+        return _svg(figure, title, width, height)
