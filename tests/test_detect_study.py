@@ -118,6 +118,10 @@ def _toy_study(root: Path) -> tuple[Path, Path]:
     entries.append(short)
     _write_clips(clips_path(clips_dir, short), np.zeros((0, 8, 32, 32, 3), np.uint8),
                  reason="no 8 consecutive frames with a face in one shot (longest run: 3 of 5 frames)")
+    dark = _entry("ffpp/original/c23/099", 0, "original", "train", ("ffpp:099",))  # a training video without one
+    entries.append(dark)
+    _write_clips(clips_path(clips_dir, dark), np.zeros((0, 8, 32, 32, 3), np.uint8),
+                 reason="no 8 consecutive frames with a face in one shot (longest run: 0 of 30 frames)")
     write_index(root / "index.json", entries)
     return root / "index.json", clips_dir
 
@@ -152,7 +156,8 @@ def test_the_cli_trains_evaluates_and_reports_paired_conditions(tmp_path: Path) 
     assert auc[("A", "ffpp-refined")] <= 0.75 and auc[("B", "ffpp-refined")] <= 0.75
     assert auc[("B", "ffpp-per-frame")] <= 0.75
     celeb = json.loads((tmp_path / "evals" / "A-1-celebdf.json").read_text())
-    assert celeb["metrics"]["n"] == 8 and [f["id"] for f in celeb["left_out"]] == ["celebdf/Celeb-real/id20_0000"]
+    assert celeb["metrics"]["n"] == 8
+    assert [f["id"] for f in celeb["left_out"]] == ["celebdf/Celeb-real/id20_0000", "ffpp/original/c23/099"]
 
     probe_dir = tmp_path / "probe"  # the Celeb-DF reals' clips with nice-core's mark in every frame
     for entry in entries_of_test_set(read_index(index), "celebdf"):
@@ -184,6 +189,8 @@ def test_the_cli_trains_evaluates_and_reports_paired_conditions(tmp_path: Path) 
     row = {(r["condition"], r["test_set"]): r["metrics"]["auc"]["mean"] for r in data["rows"]}
     assert diff["mean"] == pytest.approx(row[("B", "ffpp-per-frame")] - row[("A", "ffpp-per-frame")])
     assert data["start_weights"] == ["from scratch"] and data["left_out"][0]["reason"].startswith("no 8 consecutive")
+    # every video left out is listed: the test set's and the training's
+    assert [f["id"] for f in data["left_out"]] == ["celebdf/Celeb-real/id20_0000", "ffpp/original/c23/099"]
     csv_lines = (tmp_path / "report" / "detection.csv").read_text().splitlines()
     assert csv_lines[0].startswith("kind,condition,baseline,test_set,metric,mean,ci95_low,ci95_high")
     assert sum(line.startswith("paired difference,B,A,") for line in csv_lines) == 9

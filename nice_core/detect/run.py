@@ -28,7 +28,7 @@ from nice_core.errors import InputError
 from nice_core.io.atomic import atomic_output, write_json
 from nice_core.io.digest import file_sha256
 
-__all__ = ["cut_clips", "degenerate_videos", "evaluate_detector", "load_detector", "stored_clips",
+__all__ = ["cut_clips", "evaluate_detector", "load_detector", "stored_clips",
            "train_condition"]
 
 MODEL_FILE = "model.safetensors"
@@ -60,24 +60,21 @@ def _clip_count(path: Path) -> tuple[int, str]:
         raise InputError(f"{path}: not a clips file ({err})") from None
 
 
-def degenerate_videos(entries: Sequence[VideoEntry], clips_dir: str | Path) -> dict[str, str]:
-    """``{video id: reason}`` of the entries whose clips file holds no clip (missing files are refused)."""
-    out = {}
+def stored_clips(entries: Sequence[VideoEntry], clips_dir: str | Path) -> tuple[StoredClips, dict[str, str]]:
+    """The clips of ``entries`` that have at least one, as a clip set labelled per video, and ``{video id:
+    reason}`` of those whose clips file holds none (left out, to be listed). A missing file is refused."""
+    kept, left_out = [], {}
     for entry in entries:
         path = clips_path(clips_dir, entry)
         if not path.is_file():
             raise InputError(f"no clips for {entry.id}: {path} is missing (cut them first: nice-core detect clips)")
         n, reason = _clip_count(path)
         if n == 0:
-            out[entry.id] = reason or "no clip"
-    return out
-
-
-def stored_clips(entries: Sequence[VideoEntry], clips_dir: str | Path) -> StoredClips:
-    """The clips of ``entries`` (those with at least one) as a clip set labelled per video."""
-    skip = degenerate_videos(entries, clips_dir)
-    kept = [e for e in entries if e.id not in skip]
-    return StoredClips([clips_path(clips_dir, e) for e in kept], [e.label for e in kept], [e.id for e in kept])
+            left_out[entry.id] = reason or "no clip"
+        else:
+            kept.append(entry)
+    clips = StoredClips([clips_path(clips_dir, e) for e in kept], [e.label for e in kept], [e.id for e in kept])
+    return clips, left_out
 
 
 def train_condition(entries: Sequence[VideoEntry], clips_dir: str | Path, condition: str, sources: Sequence[str],
@@ -90,9 +87,12 @@ def train_condition(entries: Sequence[VideoEntry], clips_dir: str | Path, condit
     from safetensors.torch import save
 
     output = Path(output)
-    train_set = stored_clips(condition_entries(entries, sources, "train"), clips_dir)
+    train_set, left_out = stored_clips(condition_entries(entries, sources, "train"), clips_dir)
     val_entries = condition_entries(entries, sources, "val")
-    val_set = stored_clips(val_entries, clips_dir) if val_entries else None
+    val_set = None
+    if val_entries:
+        val_set, val_left_out = stored_clips(val_entries, clips_dir)
+        left_out |= val_left_out
     try:
         result = train_detector(train_set, val_set, model_config, replace(config, seed=seed), output / "checkpoint",
                                 log=log, init=init)
@@ -104,11 +104,12 @@ def train_condition(entries: Sequence[VideoEntry], clips_dir: str | Path, condit
               "model": model_config.to_dict(), "train_config": {**asdict(config), "seed": seed}, "init": init_note,
               "best_step": result.best_step, "best_val_auc": result.best_val_auc, "history": result.history,
               "train_videos": len(set(train_set.videos)), "train_clips": len(train_set),
-              "val_videos": len(set(val_set.videos)) if val_set is not None else 0}
+              "val_videos": len(set(val_set.videos)) if val_set is not None else 0,
+              "left_out": [{"id": k, "reason": r} for k, r in sorted(left_out.items())]}
     tensors = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     metadata = {"format": FORMAT, "model": json.dumps(model_config.to_dict()), "condition": condition,
                 "sources": json.dumps(list(sources)), "seed": str(seed), "init": init_note,
-                "steps": str(config.steps)}
+                "steps": str(config.steps), "left_out": json.dumps(record["left_out"])}
     with atomic_output(output / MODEL_FILE) as tmp:
         tmp.write_bytes(save(tensors, metadata=metadata))
     write_json(output / TRAIN_RECORD, record)
@@ -146,7 +147,7 @@ def _watermark_probe(model: I3DResNet, reals: Sequence[VideoEntry], scores: dict
     higher."""
     if not reals:
         raise InputError("the watermark probe needs real test videos with clips")
-    marked = stored_clips(reals, probe_dir)
+    marked, _ = stored_clips(reals, probe_dir)
     with_mark = _video_level(model, marked, batch_size, device, precision)
     marked.close()
     ids = sorted(set(with_mark) & {e.id for e in reals})
@@ -168,18 +169,19 @@ def evaluate_detector(model_path: str | Path, entries: Sequence[VideoEntry], cli
     tested = entries_of_test_set(entries, test_set)
     if not tested:
         raise InputError(f"the index has no video of test set {test_set}")
-    left_out = degenerate_videos(tested, clips_dir)
     label = {e.id: e.label for e in tested}
     threshold, val_note = 0.5, "no validation videos: the threshold is 0.5"
     val = condition_entries(entries, sources, "val")
     if val:
-        val_clips = stored_clips(val, clips_dir)
+        val_clips, _ = stored_clips(val, clips_dir)  # its left-outs are in the training's record
         val_scores = _video_level(model, val_clips, batch_size, device, precision)
         val_clips.close()
         val_label = {e.id: e.label for e in val}
         threshold = threshold_at_best_balanced_accuracy([val_label[v] for v in val_scores], list(val_scores.values()))
         val_note = f"chosen on {len(val_scores)} validation videos (best balanced accuracy)"
-    test_clips = stored_clips(tested, clips_dir)
+    test_clips, left_out = stored_clips(tested, clips_dir)
+    # The videos the training left out too (its train and val sets), so the report lists every one.
+    left_out = {f["id"]: f["reason"] for f in json.loads(meta.get("left_out", "[]"))} | left_out
     scores = _video_level(model, test_clips, batch_size, device, precision)
     test_clips.close()
     probe = None
