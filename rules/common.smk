@@ -83,8 +83,45 @@ def detect_clips(entry_id, probe=False):
     return DETECT / ("probe_clips" if probe else "clips") / f"{entry_id}.h5"
 
 
-def detect_video(wildcards):
+def detect_parity_role(entry_id):
+    """How the entry is re-encoded for encoding parity (nice_core.detect.study.parity_role), or None."""
+    from nice_core.detect.study import parity_role
+
+    return parity_role(STUDY.entry(entry_id)) if config["detector"]["parity"] else None
+
+
+def detect_source(wildcards):
+    """The entry's video as the study found it."""
     return STUDY.entry(wildcards.entry).path
+
+
+def detect_video(wildcards):
+    """The video the entry's clips are cut from: its parity copy, or the video as found."""
+    if detect_parity_role(wildcards.entry):
+        return DETECT / "parity" / f"{wildcards.entry}.mp4"
+    return detect_source(wildcards)
+
+
+def detect_probe_video(wildcards):
+    """The video a real test entry's probe clips are cut from: its probe copy (re-encoded like its parity copy
+    but marked like a synthetic output), or the video as found (marked while its clips are cut)."""
+    if detect_parity_role(wildcards.entry):
+        return DETECT / "probe" / f"{wildcards.entry}.mp4"
+    return detect_source(wildcards)
+
+
+def detect_probe_clip_flags(wildcards):
+    mark = "" if detect_parity_role(wildcards.entry) else " --watermark"
+    return flags("detector.clips") + mark
+
+
+def detect_reencode_flags(wildcards, probe=False):
+    """`nice-core detect reencode`'s flags for the entry's parity copy (``probe``: its probe copy): the
+    refined videos' compression and x264 preset."""
+    role = "probe" if probe else detect_parity_role(wildcards.entry)
+    preset = config["encode"]["preset"]
+    compression = STUDY.entry(wildcards.entry).compression
+    return f"--compression {compression} --as {role}" + (f" --preset {preset}" if preset else "")
 
 
 def detect_store(wildcards):

@@ -1,8 +1,39 @@
 # The detection study (paper Sec. 4.4, nice_core.detect): with `detector.index` set, every video of the
 # index is tracked (rules/track.smk; an FF++ fake is cut through its original's store), its face clips are
-# cut, a detector is trained per condition and seed (the same seeds, steps and clips for every condition),
-# scored on every test set, and summarised in results/detect/report/. Training checkpoints live in the run
-# folder, not declared: a killed or preempted training job resumes when the workflow is rerun.
+# cut (from FF++ videos re-encoded like the refined ones: detector.parity), a detector is trained per
+# condition and seed (the same seeds, steps and clips for every condition), scored on every test set, and
+# summarised in results/detect/report/. Training checkpoints live in the run folder, not declared: a killed
+# or preempted training job resumes when the workflow is rerun.
+
+
+rule detect_parity:
+    input:
+        video=detect_source,
+    output:
+        video=DETECT / "parity" / "{entry}.mp4",
+    log:
+        LOGS / "detect_parity" / "{entry}.log",
+    benchmark:
+        BENCH / "detect_parity" / "{entry}.tsv"
+    threads: res("detect_parity", "threads")
+    resources:
+        mem_mb=res("detect_parity", "mem_mb"),
+        runtime=res("detect_parity", "runtime"),
+    params:
+        flags=detect_reencode_flags,
+    shell:
+        "nice-core detect reencode {input.video:q} -o {output.video:q} {params.flags} > {log:q} 2>&1"
+
+
+use rule detect_parity as detect_probe_video with:
+    output:
+        video=DETECT / "probe" / "{entry}.mp4",
+    log:
+        LOGS / "detect_probe_video" / "{entry}.log",
+    benchmark:
+        BENCH / "detect_probe_video" / "{entry}.tsv"
+    params:
+        flags=lambda wildcards: detect_reencode_flags(wildcards, probe=True),
 
 
 rule detect_clips:
@@ -27,6 +58,9 @@ rule detect_clips:
 
 
 use rule detect_clips as detect_probe_clips with:
+    input:
+        video=detect_probe_video,
+        store=detect_store,
     output:
         clips=DETECT / "probe_clips" / "{entry}.h5",
     log:
@@ -34,7 +68,7 @@ use rule detect_clips as detect_probe_clips with:
     benchmark:
         BENCH / "detect_probe_clips" / "{entry}.tsv"
     params:
-        flags=flags("detector.clips") + " --watermark",
+        flags=detect_probe_clip_flags,
 
 
 rule detect_train:

@@ -254,3 +254,16 @@ def test_summarise_gives_rows_per_condition_and_test_set() -> None:
     assert [r["condition"] for r in summary["rows"]] == ["A", "B"]
     assert [r["metrics"]["auc"]["mean"] for r in summary["rows"]] == pytest.approx([0.65, 0.65])
     assert {d["metric"] for d in summary["differences"]} == {"auc", "balanced_acc", "acc"}
+
+
+def test_the_report_says_where_reals_and_fakes_reached_the_detector_by_different_encodings() -> None:
+    from nice_core.detect.report import encoding_parity
+
+    ours, theirs = "h264 yuv420p CRF 23, written by nice-core", "h264 yuv420p CRF 23, as found"
+    record = {"condition": "B", "seed": 1, "test_set": "ffpp-refined",
+              "encodings": {"train": {"original": {theirs: 4}, "refined": {ours: 4}},
+                            "test": {"original": {ours: 2}, "refined": {ours: 2}}}}
+    found = encoding_parity([record, {**record, "seed": 2}, {**record, "test_set": "celebdf", "encodings": None}])
+    assert [(p["videos"], p["one_path"]) for p in found] == [("training of B", False),
+                                                            ("test set ffpp-refined", True)]
+    assert found[0]["by_source"]["original"] == {theirs: 4}

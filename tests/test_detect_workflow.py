@@ -1,6 +1,7 @@
-"""The detection study through the workflow: a small FF++ tree indexed, tracked once per original, its clips
-cut (the fakes through their originals' stores), two seeds trained, scored with the watermark probe, and
-reported; a rerun has nothing to do; a bad study config stops before any job."""
+"""The detection study through the workflow: a small FF++ tree indexed, tracked once per original, its
+videos re-encoded for parity, its clips cut (the fakes through their originals' stores), two seeds trained,
+scored with the watermark probe, and reported; a rerun has nothing to do; a bad study config stops before
+any job."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import pytest
 
 from nice_core.cli import main
 from nice_core.inputs.videos import target_key
+from nice_core.provenance.verify import verify_file
 
 from conftest import run_ffmpeg, run_snakemake, write_workflow_config
 
 pytestmark = pytest.mark.slow
 
-PAIRS = {"train": [("000", "001"), ("001", "000")], "val": [("002", "003"), ("003", "002")],
-         "test": [("004", "005"), ("005", "004")]}
+# One fake per pair (FF++ has both directions; one keeps the test's job count down).
+PAIRS = {"train": [("000", "001")], "val": [("002", "003")], "test": [("004", "005")]}
 
 
 def _tree(root: Path, clip: Path) -> tuple[Path, dict[str, Path]]:
@@ -32,7 +34,8 @@ def _tree(root: Path, clip: Path) -> tuple[Path, dict[str, Path]]:
     splits = {}
     for split, pairs in PAIRS.items():
         for target, source in pairs:
-            (originals / f"{target}.mp4").symlink_to(clip)
+            for person in (target, source):
+                (originals / f"{person}.mp4").symlink_to(clip)
             (fakes / f"{target}_{source}.mp4").symlink_to(edited)
         splits[split] = root / f"{split}.json"
         splits[split].write_text(json.dumps([list(p) for p in pairs]))
@@ -60,20 +63,32 @@ def test_the_workflow_runs_a_study_end_to_end_and_a_rerun_does_nothing(tiny_clip
     assert done.returncode == 0, done.stderr[-4000:]
     results = tmp_path / "results"
     tracked = sorted(p.stem for p in (results / "benchmarks" / "track").glob("*.tsv"))
-    assert tracked == sorted(target_key(originals / f"{t}.mp4") for pairs in PAIRS.values() for t, _ in pairs)
+    assert tracked == sorted(target_key(p) for p in originals.glob("*.mp4"))
     cut = results / "detect" / "clips"
     clips = sorted(str(p.relative_to(cut)) for p in cut.rglob("*.h5"))
-    assert len(clips) == 12 and "ffpp/FaceSwap/c23/004_005.h5" in clips
+    assert len(clips) == 9 and "ffpp/FaceSwap/c23/004_005.h5" in clips
+    # every FF++ video went through nice-core's encoder: the originals as parity copies, the fakes labelled
+    parity = results / "detect" / "parity" / "ffpp"
+    assert len(list(parity.rglob("*.mp4"))) == 9
+    assert verify_file(parity / "original" / "c23" / "000.mp4").parity
+    assert verify_file(parity / "FaceSwap" / "c23" / "000_001.mp4").found
     probes = sorted(p.name for p in (results / "detect" / "probe_clips").rglob("*.h5"))
-    assert probes == ["004.h5", "005.h5"]  # the test split's reals, cut again from watermarked frames
+    assert probes == ["004.h5", "005.h5"]  # the test split's reals, cut again from copies marked as synthetic
+    probe_copy = verify_file(results / "detect" / "probe" / "ffpp" / "original" / "c23" / "004.mp4")
+    assert probe_copy.found and not probe_copy.parity
     for seed in (1, 2):
         train = json.loads((results / "detect" / "runs" / f"A-{seed}" / "train.json").read_text())
-        assert train["seed"] == seed and train["train_videos"] == 4 and train["val_videos"] == 4
+        assert train["seed"] == seed and train["train_videos"] == 3 and train["val_videos"] == 3
         record = json.loads((results / "detect" / "evals" / f"A-{seed}-ffpp-per-frame.json").read_text())
-        assert record["metrics"]["n"] == 4 and record["watermark_probe"]["reals"] == 2
+        assert record["metrics"]["n"] == 3 and record["watermark_probe"]["reals"] == 2
     data = json.loads((results / "detect" / "report" / "detection.json").read_text())
     assert [(r["condition"], r["test_set"], r["seeds"]) for r in data["rows"]] == [("A", "ffpp-per-frame", [1, 2])]
     assert data["watermark_probe"][0]["seeds"] == 2
+    one_path = "h264 yuv420p CRF 23, written by nice-core"
+    assert [(p["videos"], p["one_path"]) for p in data["encoding_parity"]] == [("training of A", True),
+                                                                               ("test set ffpp-per-frame", True)]
+    train_val = {"original": {one_path: 4}, "per-frame": {one_path: 2}}  # the training's train and val videos
+    assert data["encoding_parity"][0]["by_source"] == train_val
     assert (results / "logs" / "detect_train" / "A-1.log").is_file()
     assert (results / "benchmarks" / "detect_eval" / "A-2-ffpp-per-frame.tsv").is_file()
     again = run_snakemake(tmp_path, report, "--dry-run", profile="local")

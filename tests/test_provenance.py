@@ -124,6 +124,25 @@ def test_a_parity_reencoded_original_carries_the_mark_but_is_never_called_synthe
     assert payload_from_inputs([zero_prefix]) == 1
 
 
+def test_a_parity_reencoded_fake_or_probe_copy_is_labelled_synthetic_and_shares_the_encoding(short_clip, tmp_path):
+    """A per-frame swap (or the watermark probe's stand-in) goes through the same encoder as a parity real but
+    carries a synthetic output's label and payload; the clip cutter sees one encoding path for both."""
+    from nice_core.detect.clips import video_path_note
+    from nice_core.provenance.watermark import PARITY_PAYLOAD
+
+    real, fake = tmp_path / "real.mp4", tmp_path / "fake.mp4"
+    assert nice_core("detect", "reencode", str(short_clip), "-o", str(real)).returncode == 0
+    done = nice_core("detect", "reencode", str(short_clip), "-o", str(fake), "--as", "fake")
+    assert done.returncode == 0 and "a synthetic output's label and mark" in done.stderr
+    result = verify_file(fake)
+    assert result.found and result.label_found and not result.parity
+    assert result.watermark.payload != PARITY_PAYLOAD and "per-frame swap" in result.tags["synthetic_media_kind"]
+    assert video_path_note(real) == video_path_note(fake) == "h264 yuv420p CRF 23, written by nice-core"
+    assert video_path_note(short_clip).endswith(", as found")
+    bad = nice_core("detect", "reencode", str(short_clip), "-o", str(tmp_path / "x.mp4"), "--as", "maybe")
+    assert bad.returncode == 2 and "invalid choice: 'maybe'" in bad.stderr
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_images_carry_tags_and_watermark(short_clip, tmp_path, suffix):
     frame = VideoReader(short_clip)[10]

@@ -172,9 +172,11 @@ def cmd_eval(args: argparse.Namespace, cleanup) -> int:
 def cmd_reencode(args: argparse.Namespace, cleanup) -> int:
     from nice_core.detect.parity import reencode_for_parity
 
-    reencode_for_parity(args.video, args.output, args.compression, args.preset)
-    print(f"nice-core: {args.output}: {args.video} re-encoded like the refined {args.compression} videos, with the "
-          "data-set parity mark (not synthetic)", file=sys.stderr)
+    reencode_for_parity(args.video, args.output, args.compression, args.preset, args.labelled_as)
+    mark = {"real": "the data-set parity mark (not synthetic)", "fake": "a synthetic output's label and mark",
+            "probe": "a synthetic output's mark (the watermark probe's stand-in)"}[args.labelled_as]
+    print(f"nice-core: {args.output}: {args.video} re-encoded like the refined {args.compression} videos, with "
+          f"{mark}", file=sys.stderr)
     return 0
 
 
@@ -189,7 +191,7 @@ def cmd_report(args: argparse.Namespace, cleanup) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``nice-core detect`` and its verbs on the CLI's subparsers."""
     from nice_core.config import default
-    from nice_core.detect.study import CONDITIONS, TEST_SETS
+    from nice_core.detect.study import CONDITIONS, PARITY_AS, TEST_SETS
 
     parser = sub.add_parser("detect", help="the detection study: index, clips, train, eval, report "
                                            "(a video-level deepfake detector on original, per-frame and refined data)")
@@ -263,12 +265,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, help="CPU threads (default: the job's budget)")
     ev.set_defaults(func=cmd_eval)
 
-    reencode = verbs.add_parser("reencode", help="a real video re-encoded like the refined ones, with the parity "
+    reencode = verbs.add_parser("reencode", help="an FF++ video re-encoded like the refined ones, with the parity "
                                                  "mark: both classes share one encoder path and one watermark")
-    reencode.add_argument("video", help="the real video")
+    reencode.add_argument("video", help="the FF++ video (an original, or a per-frame swap with --as fake)")
     reencode.add_argument("-o", "--output", required=True, help="the copy to write (.mp4 or .mkv)")
     reencode.add_argument("--compression", default="c23", help="the refined videos' FF++ level: raw, c23, c40")
     reencode.add_argument("--preset", help="x264 preset (default: the config's encode.preset)")
+    reencode.add_argument("--as", dest="labelled_as", choices=PARITY_AS, default="real",
+                          help="real: the parity payload, not synthetic (default); fake: a per-frame swap, "
+                               "labelled synthetic; probe: a real video marked like a synthetic output")
     reencode.set_defaults(func=cmd_reencode)
 
     report = verbs.add_parser("report", help="the study's table over seeds, paired differences and ROC curves "

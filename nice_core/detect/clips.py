@@ -10,7 +10,8 @@ The crops are taken with the store's frame -> crop transforms. An FF++ fake (per
 pixel-aligned with its original, so it is cut through *its original's* store: every condition of the study
 sees the same crop geometry, and tracking jitter cannot tell the classes apart. Cached per video in
 ``clips.h5``: ``clips`` ``(n, T, s, s, 3)`` uint8 and ``starts`` ``(n,)``; attributes ``video``,
-``video_sha256``, ``store_sha256``, ``length``, ``size``.
+``video_sha256``, ``store_sha256``, ``length``, ``size`` and ``encoding`` (:func:`video_path_note`: how the
+video reached the detector, which the study's report compares across classes).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from nice_core.io.reader import VideoReader
 from nice_core.provenance.watermark import embed
 from nice_core.store import FaceStore
 
-__all__ = ["NoClipError", "StoredClips", "clip_starts", "extract_clips"]
+__all__ = ["NoClipError", "StoredClips", "clip_starts", "extract_clips", "video_path_note"]
 
 
 class NoClipError(InputError):
@@ -66,6 +67,18 @@ def clip_starts(has_face: np.ndarray, shots: np.ndarray, length: int, count: int
                           f"{n} frames)")
     picks = np.unique(np.round(np.linspace(0, eligible.size - 1, min(count, eligible.size))).astype(int))
     return [int(s) for s in eligible[picks]]
+
+
+def video_path_note(video: str | Path) -> str:
+    """How ``video`` was encoded and by whom, in one line: ``h264 yuv420p CRF 23, written by nice-core`` (a
+    refined video, or a parity copy: decoded and encoded again by nice-core's writer, with its mark) or
+    ``..., as found``. Two classes whose videos differ here can be told apart by their encoding alone (the
+    mark's payload, which parity copies and synthetic outputs do not share, is the watermark probe's)."""
+    from nice_core.io.probe import describe_encoding, probe_video, video_encoding
+
+    tags = {k.lower(): v for k, v in probe_video(video).tags.items()}
+    writer = "written by nice-core" if tags.get("generator", "").startswith("nice-core") else "as found"
+    return f"{describe_encoding(video_encoding(video))}, {writer}"
 
 
 def extract_clips(video: str | Path, store_path: str | Path, output: str | Path, length: int = 16,
@@ -115,7 +128,8 @@ def extract_clips(video: str | Path, store_path: str | Path, output: str | Path,
         h5.create_dataset("clips", data=clips, chunks=(1, length, size, size, 3))
         h5.create_dataset("starts", data=np.asarray(starts, np.int64))
         h5.attrs.update(video=str(video), video_sha256=file_sha256(video), store_sha256=file_sha256(store_path),
-                        length=length, size=size, mark=-1 if mark is None else mark)
+                        length=length, size=size, mark=-1 if mark is None else mark,
+                        encoding=video_path_note(video))
     return Path(output)
 
 
@@ -129,10 +143,13 @@ class StoredClips:
         self._where: list[tuple[Path, int]] = []
         self.labels, self.videos = [], []
         self._hashes = []
+        #: video id -> how it was encoded (:func:`video_path_note`; ``unknown`` for files cut before it).
+        self.encodings: dict[str, str] = {}
         for path, label, video in zip(files, labels, videos, strict=True):
             with h5py.File(path, "r") as h5:
                 n = h5["clips"].shape[0]
                 self._hashes.append(str(h5.attrs["video_sha256"]))
+                self.encodings[video] = str(h5.attrs.get("encoding", "unknown"))
             self._where += [(Path(path), k) for k in range(n)]
             self.labels += [int(label)] * n
             self.videos += [video] * n

@@ -89,6 +89,11 @@ class VideoEntry:
             raise ValueError(f"{self.id}: label {self.label!r}, source {self.source!r} or split {self.split!r} "
                              f"is not one of 0/1, {SOURCES}, {SPLITS}")
 
+    @property
+    def compression(self) -> str:
+        """An FF++ entry's compression level (its id's third part: ``ffpp/<folder>/<c>/<name>``), else ``""``."""
+        return self.id.split("/")[2] if self.dataset == "ffpp" else ""
+
     def to_dict(self) -> dict:
         return {**asdict(self), "identities": list(self.identities)}
 
@@ -169,9 +174,8 @@ def refined_entries(results: str | Path, per_frame: Sequence[VideoEntry]) -> lis
     for e in per_frame:
         if e.source != "per-frame" or e.dataset != "ffpp":
             continue
-        compression = e.id.split("/")[2]
-        path = results / "refined_sequences" / f"{e.method}-NICe" / compression / "videos" / Path(e.path).name
-        entries.append(VideoEntry(f"ffpp-refined/{e.method}/{compression}/{path.stem}", str(path), 1, "refined",
+        path = results / "refined_sequences" / f"{e.method}-NICe" / e.compression / "videos" / Path(e.path).name
+        entries.append(VideoEntry(f"ffpp-refined/{e.method}/{e.compression}/{path.stem}", str(path), 1, "refined",
                                   e.split, e.identities, "ffpp", e.method, e.pair))
     _refuse_missing([Path(e.path) for e in entries], "refined video(s) (run the workflow on their pairs first)")
     return entries

@@ -1,40 +1,56 @@
-"""The study's encoding parity: real videos go through the same decoder, encoder and watermark as refined ones.
+"""The study's encoding parity: every FF++ video goes through the same decoder, encoder and watermark.
 
 A refined FF++ video is decoded, composited, watermarked and encoded by nice-core at its compression level
-(``c23``: H.264 CRF 23). If its real counterparts were FF++'s own files, a detector could separate the
-classes by the second encode or by the mark instead of by the face. :func:`reencode_for_parity` gives a real
-video the same path: decoded, marked with nice-core's watermark carrying the parity payload (never a
-synthetic output's), and encoded with the refined outputs' settings. ``nice-core verify`` reports such a file
-as "original footage re-encoded for data-set parity", never as synthetic.
+(``c23``: H.264 CRF 23). If the other videos were FF++'s own files, a detector could separate the refined
+fakes from the rest by the second encode or by the mark instead of by the face. :func:`reencode_for_parity`
+gives a video the same path: decoded, marked with nice-core's watermark and encoded with the refined
+outputs' settings. A real video carries the parity payload (never a synthetic output's) and ``nice-core
+verify`` reports it as "original footage re-encoded for data-set parity"; a fake (FF++'s per-frame swap, or
+a real video made into the watermark probe's stand-in) carries a synthetic output's label and payload.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nice_core.detect.study import PARITY_AS
 from nice_core.inputs.ffpp import ffpp_encoding
 from nice_core.io import VideoReader, probe_video
 from nice_core.io.writer import EncodeOptions, VideoWriter
-from nice_core.provenance.label import parity_label
+from nice_core.provenance.label import SyntheticLabel, parity_label, synthetic_label
 
 __all__ = ["reencode_for_parity"]
 
 
+def _label(video: str | Path, labelled_as: str) -> SyntheticLabel:
+    if labelled_as == "real":
+        return parity_label({"original": video})
+    if labelled_as == "fake":
+        return synthetic_label({"per-frame": video}, kind="face manipulation (a per-frame swap re-encoded for "
+                                                           "data-set parity)", visible=False)
+    return synthetic_label({"original": video}, kind="watermark probe (original footage marked like a synthetic "
+                                                     "output, for a detector study)", visible=False)
+
+
 def reencode_for_parity(video: str | Path, output: str | Path, compression: str = "c23",
-                        preset: str | None = None) -> Path:
-    """Write ``output``: ``video`` decoded and re-encoded like a refined video of ``compression``, with the
-    parity mark and label (audio stream-copied; written atomically; ``video`` is never overwritten).
+                        preset: str | None = None, labelled_as: str = "real") -> Path:
+    """Write ``output``: ``video`` decoded and re-encoded like a refined video of ``compression``, marked and
+    labelled as ``labelled_as`` (one of :data:`PARITY_AS`; audio stream-copied; written atomically; ``video``
+    is never overwritten).
 
     Args:
-        video: a real video.
+        video: an FF++ video (an original or a per-frame swap).
         output: the re-encoded copy (``.mp4`` or ``.mkv``).
         compression: the FF++ level whose encoding the refined videos use (``raw``, ``c23``, ``c40``).
         preset: the x264 preset (default: the config's ``encode.preset``, as for the refined videos).
+        labelled_as: ``real``, ``fake`` or ``probe`` (see :data:`PARITY_AS`).
     """
+    if labelled_as not in PARITY_AS:
+        raise ValueError(f"labelled_as must be one of {', '.join(PARITY_AS)}, got {labelled_as!r}")
     encode = EncodeOptions(**ffpp_encoding(compression), **({"preset": preset} if preset else {}))
     probe = probe_video(video)
     with VideoReader(video, probe) as reader, VideoWriter(output, probe.width, probe.height, probe.fps,
-                                                           label=parity_label({"original": video}),
+                                                           label=_label(video, labelled_as),
                                                            audio_from=video, encode=encode) as writer:
         for _, frame in reader.iter_frames():
             writer.write(frame)

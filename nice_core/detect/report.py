@@ -21,7 +21,7 @@ from nice_core.detect.train import FORMAT
 from nice_core.errors import InputError
 from nice_core.io.atomic import atomic_output, write_json
 
-__all__ = ["load_records", "write_study_report"]
+__all__ = ["encoding_parity", "load_records", "watermark_probe", "write_study_report"]
 
 LABELS = {"auc": "AUC", "balanced_acc": "balanced accuracy", "acc": "accuracy at 0.5"}
 #: One colour per condition, in order of their names (the report's line colours).
@@ -103,6 +103,27 @@ def watermark_probe(records: Sequence[Mapping]) -> list[dict]:
     return out
 
 
+def encoding_parity(records: Sequence[Mapping]) -> list[dict]:
+    """Per condition (its training videos) and per test set: how each source's videos were encoded
+    (``{source: {encoding: videos}}``) and whether the reals and the fakes share one set of encodings. Where
+    they do not, a detector can separate the classes by compression or by the mark, not by the face."""
+    out, seen = [], set()
+    for r in sorted(records, key=lambda r: (r["condition"], r["seed"], r["test_set"])):
+        enc = r.get("encodings")
+        if enc is None:
+            continue
+        for what, key in ((f"training of {r['condition']}", ("train", r["condition"])),
+                          (f"test set {r['test_set']}", ("test", r["test_set"]))):
+            if key in seen:
+                continue
+            seen.add(key)
+            by_source = enc[key[0]]
+            reals = {e for src, counts in by_source.items() if src == "original" for e in counts}
+            fakes = {e for src, counts in by_source.items() if src != "original" for e in counts}
+            out.append({"videos": what, "by_source": by_source, "one_path": reals == fakes})
+    return out
+
+
 def _cell(m: Mapping) -> dict:
     return {"mean": f"{m['mean']:.3f}", "interval": f"[{m['low']:.3f}, {m['high']:.3f}]", "n": m["n"]}
 
@@ -124,8 +145,9 @@ def write_study_report(records: Sequence[Mapping], out_dir: str | Path, baseline
     inits = sorted({r.get("init") or "from scratch" for r in records})
     steps = sorted({r.get("steps") for r in records})
     probe = watermark_probe(records)
+    parity = encoding_parity(records)
     data = {"format": "nice-core-detect-report/1", "baseline": baseline, "start_weights": inits, "steps": steps,
-            **summary, "watermark_probe": probe, "left_out": left_out,
+            **summary, "watermark_probe": probe, "encoding_parity": parity, "left_out": left_out,
             "runs": [{k: r[k] for k in ("condition", "seed", "test_set", "model_sha256", "metrics")} for r in records]}
     paths = {"json": out_dir / "detection.json", "csv": out_dir / "detection.csv", "html": out_dir / "detection.html"}
     write_json(paths["json"], data)
@@ -138,7 +160,7 @@ def write_study_report(records: Sequence[Mapping], out_dir: str | Path, baseline
                    for d in summary["differences"]]
     page = render("detect.html.j2", title=title, rows=rows, columns=[LABELS[m] for m in REPORTED],
                   differences=differences, baseline=baseline, charts=_roc_charts(records), left_out=left_out,
-                  inits=inits, steps=steps, n_runs=len(records), probe=probe)
+                  inits=inits, steps=steps, n_runs=len(records), probe=probe, parity=parity)
     with atomic_output(paths["html"]) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return paths

@@ -28,7 +28,7 @@ from nice_core.errors import InputError
 from nice_core.io.atomic import atomic_output, write_json
 from nice_core.io.digest import file_sha256
 
-__all__ = ["cut_clips", "evaluate_detector", "load_detector", "stored_clips",
+__all__ = ["cut_clips", "encodings_by_source", "evaluate_detector", "load_detector", "stored_clips",
            "train_condition"]
 
 MODEL_FILE = "model.safetensors"
@@ -77,6 +77,18 @@ def stored_clips(entries: Sequence[VideoEntry], clips_dir: str | Path) -> tuple[
     return clips, left_out
 
 
+def encodings_by_source(entries: Sequence[VideoEntry], *sets: StoredClips | None) -> dict[str, dict[str, int]]:
+    """``{source: {encoding: videos}}`` over the clip sets' videos (:func:`~nice_core.detect.clips.video_path_note`):
+    how each class reached the detector. Sources whose videos differ here can be told apart by encoding."""
+    source = {e.id: e.source for e in entries}
+    out: dict[str, dict[str, int]] = {}
+    for clips in sets:
+        for video, encoding in (clips.encodings if clips is not None else {}).items():
+            counts = out.setdefault(source[video], {})
+            counts[encoding] = counts.get(encoding, 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
 def train_condition(entries: Sequence[VideoEntry], clips_dir: str | Path, condition: str, sources: Sequence[str],
                     seed: int, output: str | Path, model_config: I3DConfig, config: TrainConfig,
                     init: dict | None = None, init_note: str = "from scratch",
@@ -105,11 +117,13 @@ def train_condition(entries: Sequence[VideoEntry], clips_dir: str | Path, condit
               "best_step": result.best_step, "best_val_auc": result.best_val_auc, "history": result.history,
               "train_videos": len(set(train_set.videos)), "train_clips": len(train_set),
               "val_videos": len(set(val_set.videos)) if val_set is not None else 0,
-              "left_out": [{"id": k, "reason": r} for k, r in sorted(left_out.items())]}
+              "left_out": [{"id": k, "reason": r} for k, r in sorted(left_out.items())],
+              "encodings": encodings_by_source(entries, train_set, val_set)}
     tensors = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     metadata = {"format": FORMAT, "model": json.dumps(model_config.to_dict()), "condition": condition,
                 "sources": json.dumps(list(sources)), "seed": str(seed), "init": init_note,
-                "steps": str(config.steps), "left_out": json.dumps(record["left_out"])}
+                "steps": str(config.steps), "left_out": json.dumps(record["left_out"]),
+                "encodings": json.dumps(record["encodings"])}
     with atomic_output(output / MODEL_FILE) as tmp:
         tmp.write_bytes(save(tensors, metadata=metadata))
     write_json(output / TRAIN_RECORD, record)
@@ -183,6 +197,7 @@ def evaluate_detector(model_path: str | Path, entries: Sequence[VideoEntry], cli
     # The videos the training left out too (its train and val sets), so the report lists every one.
     left_out = {f["id"]: f["reason"] for f in json.loads(meta.get("left_out", "[]"))} | left_out
     scores = _video_level(model, test_clips, batch_size, device, precision)
+    test_encodings = encodings_by_source(tested, test_clips)
     test_clips.close()
     probe = None
     if probe_dir is not None:
@@ -198,6 +213,7 @@ def evaluate_detector(model_path: str | Path, entries: Sequence[VideoEntry], cli
               "threshold_note": val_note, "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
               "videos": [{"id": v, "label": label[v], "score": scores[v]} for v in ids],
               "left_out": [{"id": k, "reason": r} for k, r in sorted(left_out.items())],
+              "encodings": {"train": json.loads(meta.get("encodings", "{}")), "test": test_encodings},
               **({"watermark_probe": probe} if probe is not None else {})}
     write_json(output, record)
     return record

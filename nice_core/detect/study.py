@@ -23,8 +23,8 @@ from nice_core.config import default
 from nice_core.detect.index import SOURCES, VideoEntry
 from nice_core.errors import InputError
 
-__all__ = ["CONDITIONS", "TEST_SETS", "REPORTED", "Interval", "clips_path", "condition_entries", "entries_of_test_set",
-           "interval", "paired_differences", "summarise"]
+__all__ = ["CONDITIONS", "PARITY_AS", "TEST_SETS", "REPORTED", "Interval", "clips_path", "condition_entries",
+           "entries_of_test_set", "interval", "paired_differences", "parity_role", "summarise"]
 
 #: The paper's conditions (A: originals + per-frame swaps, B: originals + refined, C: all three): the sources
 #: each trains on, from the schema's ``detector.conditions``.
@@ -38,6 +38,19 @@ TEST_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 #: The numbers the report gives a mean and an interval over seeds for.
 REPORTED = ("auc", "balanced_acc", "acc")
+#: How a re-encoded copy is labelled (:func:`~nice_core.detect.parity.reencode_for_parity`): ``real`` (the
+#: parity payload, not synthetic), ``fake`` (a per-frame swap: a synthetic output's label), ``probe`` (a real
+#: video marked like a synthetic output: the watermark probe's stand-in, showing what the mark alone does).
+PARITY_AS = ("real", "fake", "probe")
+
+
+def parity_role(entry: VideoEntry) -> str | None:
+    """How the workflow re-encodes ``entry`` for encoding parity: an FF++ original as ``real``, an FF++
+    per-frame swap as ``fake``; ``None`` for the rest (the refined fakes are nice-core's outputs already;
+    Celeb-DF is a test set of which nothing is nice-core's, scored as found)."""
+    if entry.dataset != "ffpp":
+        return None
+    return {"original": "real", "per-frame": "fake"}.get(entry.source)
 
 
 def clips_path(clips_dir: str | Path, entry: VideoEntry) -> Path:
