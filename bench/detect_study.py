@@ -14,8 +14,9 @@ across splits cannot be excluded here: the class signal is the edit, not the per
 
 Then, with Snakemake (``profiles/local``):
 
-1. the workflow with ``ffpp:`` refines the ten proxies (defaults: track, proxy check, 3D prior, carrier,
-   re-compositing) into ``results/refined_sequences/BenchEdit-NICe/c23/videos/``;
+1. the workflow with ``ffpp:`` refines the ten proxies (track, proxy check, 3D prior, carrier with a
+   ``--carrier-steps`` budget, re-compositing; the rest default) into
+   ``results/refined_sequences/BenchEdit-NICe/c23/videos/``;
 2. ``nice-core detect index`` indexes the tree, the refined videos and the Celeb-DF list;
 3. the workflow with ``detector.index`` re-encodes the FF++ videos for parity, cuts the clips, trains A, B
    and C at each seed (``--steps``, the same for all), scores them on the three test sets with the watermark
@@ -27,7 +28,7 @@ paper-scale run (``--project-videos`` FF++ training videos per condition, FF++'s
 Celeb-DF v2's 518 test videos) from those costs and, with ``--r50-steps``, from timed training steps of the
 full-size I3D ResNet-50 on this machine.
 
-    python bench/detect_study.py                                    # about 30 minutes on 2 cores
+    python bench/detect_study.py                                    # about 40 minutes on 2 cores
     python bench/detect_study.py --steps 400 --seeds 1 2 --json /tmp/detect_study.json
 """
 
@@ -188,6 +189,8 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=14)
     parser.add_argument("--frames", type=int, default=33)
     parser.add_argument("--steps", type=int, default=400, help="detector training steps (every condition)")
+    parser.add_argument("--carrier-steps", type=int, default=600,
+                        help="carrier fit budget per video (the default's 2400 take 9 minutes per 33-frame fit here)")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--cores", type=int, default=2)
@@ -203,6 +206,7 @@ def main() -> None:
     run = args.work / "run"
     run.mkdir(exist_ok=True)
     base = {"videos": {}, "results": "results", "face": {"preview": False},
+            "carrier": {"fit": {"steps": args.carrier_steps}},
             "ffpp": {"root": str(ffpp), "methods": [METHOD], "compression": "c23"}}
     (run / "config.yaml").write_text(yaml.safe_dump(base))
     refined = [f"results/refined_sequences/{METHOD}-NICe/c23/videos/{p.name}"
@@ -228,6 +232,7 @@ def main() -> None:
     r50 = r50_step_seconds(args.r50_steps, 8, 16, 112) if args.r50_steps else None
     runs = 3 * 3  # the paper's three conditions at three seeds
     result = {"segments": args.segments, "frames": args.frames, "steps": args.steps, "seeds": args.seeds,
+              "carrier_steps": args.carrier_steps,
               "cores": args.cores, "wall_s": {"build": build_s, "refine": refine_s, "study": study_s},
               "costs": costs, "small_train_step_s": train_step_s, "r50_train_step_s": r50,
               "report": {k: report[k] for k in ("rows", "differences", "watermark_probe", "encoding_parity",

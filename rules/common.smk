@@ -60,6 +60,13 @@ def study():
     """The detection study of ``detector.index`` (nice_core.detect.plan), or None; refused in one line."""
     if not config["detector"]["index"]:
         return None
+    encode = config["encode"]
+    if config["detector"]["parity"] and (encode["visible_label"] or not encode["match_ffpp"]):
+        sys.exit(
+            "nice-core: error: config.yaml: detector.parity re-encodes the FF++ videos at their FF++ level"
+            " without a visible mark, so the refined ones must be too: set encode.visible_label: false and"
+            " encode.match_ffpp: true (or detector.parity: false)"
+        )
     from nice_core.detect.plan import study_plan
 
     try:

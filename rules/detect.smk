@@ -10,7 +10,7 @@ rule detect_parity:
     input:
         video=detect_source,
     output:
-        video=DETECT / "parity" / "{entry}.mp4",
+        video=temp(DETECT / "parity" / "{entry}.mp4"),  # gone once its clips are cut
     log:
         LOGS / "detect_parity" / "{entry}.log",
     benchmark:
@@ -27,7 +27,7 @@ rule detect_parity:
 
 use rule detect_parity as detect_probe_video with:
     output:
-        video=DETECT / "probe" / "{entry}.mp4",
+        video=temp(DETECT / "probe" / "{entry}.mp4"),
     log:
         LOGS / "detect_probe_video" / "{entry}.log",
     benchmark:

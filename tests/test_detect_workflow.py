@@ -12,7 +12,6 @@ import pytest
 
 from nice_core.cli import main
 from nice_core.inputs.videos import target_key
-from nice_core.provenance.verify import verify_file
 
 from conftest import run_ffmpeg, run_snakemake, write_workflow_config
 
@@ -67,15 +66,16 @@ def test_the_workflow_runs_a_study_end_to_end_and_a_rerun_does_nothing(tiny_clip
     cut = results / "detect" / "clips"
     clips = sorted(str(p.relative_to(cut)) for p in cut.rglob("*.h5"))
     assert len(clips) == 9 and "ffpp/FaceSwap/c23/004_005.h5" in clips
-    # every FF++ video went through nice-core's encoder: the originals as parity copies, the fakes labelled
-    parity = results / "detect" / "parity" / "ffpp"
-    assert len(list(parity.rglob("*.mp4"))) == 9
-    assert verify_file(parity / "original" / "c23" / "000.mp4").parity
-    assert verify_file(parity / "FaceSwap" / "c23" / "000_001.mp4").found
+    # every FF++ video went through nice-core's encoder: the originals as parity copies, the fakes labelled;
+    # the copies are temporary (gone once their clips are cut)
+    parity_logs = results / "logs" / "detect_parity" / "ffpp"
+    assert len(list(parity_logs.rglob("*.log"))) == 9 and not list((results / "detect" / "parity").rglob("*.mp4"))
+    assert "the data-set parity mark (not synthetic)" in (parity_logs / "original" / "c23" / "000.log").read_text()
+    assert "a synthetic output's label" in (parity_logs / "FaceSwap" / "c23" / "000_001.log").read_text()
     probes = sorted(p.name for p in (results / "detect" / "probe_clips").rglob("*.h5"))
     assert probes == ["004.h5", "005.h5"]  # the test split's reals, cut again from copies marked as synthetic
-    probe_copy = verify_file(results / "detect" / "probe" / "ffpp" / "original" / "c23" / "004.mp4")
-    assert probe_copy.found and not probe_copy.parity
+    probe_log = results / "logs" / "detect_probe_video" / "ffpp" / "original" / "c23" / "004.log"
+    assert "the watermark probe's stand-in" in probe_log.read_text()
     for seed in (1, 2):
         train = json.loads((results / "detect" / "runs" / f"A-{seed}" / "train.json").read_text())
         assert train["seed"] == seed and train["train_videos"] == 3 and train["val_videos"] == 3

@@ -104,7 +104,7 @@ def test_a_parity_reencoded_original_carries_the_mark_but_is_never_called_synthe
     from nice_core.provenance.watermark import PARITY_PAYLOAD, payload_from_inputs
 
     out = tmp_path / "parity.mp4"
-    done = nice_core("detect", "reencode", str(short_clip), "-o", str(out), "--compression", "c23")
+    done = nice_core("detect", "reencode", str(short_clip), "-o", str(out), "--compression", "c23", "--as", "real")
     assert done.returncode == 0, done.stderr
     result = verify_file(out)
     assert result.watermark.found and result.watermark.payload == PARITY_PAYLOAD
@@ -131,7 +131,7 @@ def test_a_parity_reencoded_fake_or_probe_copy_is_labelled_synthetic_and_shares_
     from nice_core.provenance.watermark import PARITY_PAYLOAD
 
     real, fake = tmp_path / "real.mp4", tmp_path / "fake.mp4"
-    assert nice_core("detect", "reencode", str(short_clip), "-o", str(real)).returncode == 0
+    assert nice_core("detect", "reencode", str(short_clip), "-o", str(real), "--as", "real").returncode == 0
     done = nice_core("detect", "reencode", str(short_clip), "-o", str(fake), "--as", "fake")
     assert done.returncode == 0 and "a synthetic output's label and mark" in done.stderr
     result = verify_file(fake)
@@ -141,6 +141,17 @@ def test_a_parity_reencoded_fake_or_probe_copy_is_labelled_synthetic_and_shares_
     assert video_path_note(short_clip).endswith(", as found")
     bad = nice_core("detect", "reencode", str(short_clip), "-o", str(tmp_path / "x.mp4"), "--as", "maybe")
     assert bad.returncode == 2 and "invalid choice: 'maybe'" in bad.stderr
+    unsaid = nice_core("detect", "reencode", str(short_clip), "-o", str(tmp_path / "x.mp4"))
+    assert unsaid.returncode == 2 and "--as" in unsaid.stderr  # a swap must never become "real" by default
+    again = nice_core("detect", "reencode", str(fake), "-o", str(tmp_path / "x.mp4"), "--as", "real")
+    assert again.returncode == 2 and "is a nice-core output already" in again.stderr
+    assert not (tmp_path / "x.mp4").exists()
+    # a parity tag on a file whose mark carries a synthetic payload: the pixels win
+    retagged = tmp_path / "retagged.mp4"
+    run_ffmpeg("-i", str(fake), "-c", "copy", "-map_metadata", "-1", "-movflags", "use_metadata_tags",
+               "-metadata", "nice_core_parity=true", str(retagged))
+    result = verify_file(retagged)
+    assert result.tags.get("nice_core_parity") == "true" and not result.parity and result.found
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])

@@ -194,7 +194,7 @@ def test_a_warm_start_runs_each_targets_later_methods_from_its_first(short_clip,
     assert "--init" not in done.stdout  # off by default
 
 
-def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
+def test_a_faceforensics_tree_with_a_split(tiny_clip, tmp_path):
     """A fake FF++ c23 tree (links to one clip of one person): each manipulated video is paired with its
     target, and the split file keeps a subset. The two methods share their target: it is probed and tracked
     once, and the two videos' jobs, run side by side on 2 cores, give the same results (their proxies are
@@ -203,12 +203,12 @@ def test_a_faceforensics_tree_with_a_split(short_clip, tmp_path):
     originals = root / "original_sequences" / "youtube" / "c23" / "videos"
     originals.mkdir(parents=True)
     for vid in ("000", "003", "010"):
-        (originals / f"{vid}.mp4").symlink_to(short_clip)
+        (originals / f"{vid}.mp4").symlink_to(tiny_clip)
     for method in ("FaceSwap", "Deepfakes"):
         folder = root / "manipulated_sequences" / method / "c23" / "videos"
         folder.mkdir(parents=True)
         for pair in ("000_003", "010_000"):
-            (folder / f"{pair}.mp4").symlink_to(short_clip)
+            (folder / f"{pair}.mp4").symlink_to(tiny_clip)
     split = tmp_path / "test.json"
     split.write_text(json.dumps([["003", "000"]]))
     write_workflow_config(tmp_path, {}, ffpp={"root": str(root), "methods": ["FaceSwap", "Deepfakes"],

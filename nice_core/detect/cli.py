@@ -265,15 +265,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, help="CPU threads (default: the job's budget)")
     ev.set_defaults(func=cmd_eval)
 
-    reencode = verbs.add_parser("reencode", help="an FF++ video re-encoded like the refined ones, with the parity "
-                                                 "mark: both classes share one encoder path and one watermark")
-    reencode.add_argument("video", help="the FF++ video (an original, or a per-frame swap with --as fake)")
+    reencode = verbs.add_parser("reencode", help="an FF++ video re-encoded like the refined ones, marked and "
+                                                 "labelled as --as says: every class shares one encoder path")
+    reencode.add_argument("video", help="the FF++ video as found (an original, or a per-frame swap)")
     reencode.add_argument("-o", "--output", required=True, help="the copy to write (.mp4 or .mkv)")
     reencode.add_argument("--compression", default="c23", help="the refined videos' FF++ level: raw, c23, c40")
     reencode.add_argument("--preset", help="x264 preset (default: the config's encode.preset)")
-    reencode.add_argument("--as", dest="labelled_as", choices=PARITY_AS, default="real",
-                          help="real: the parity payload, not synthetic (default); fake: a per-frame swap, "
-                               "labelled synthetic; probe: a real video marked like a synthetic output")
+    reencode.add_argument("--as", dest="labelled_as", choices=PARITY_AS, required=True,
+                          help="real: an original, with the parity payload (not synthetic); fake: a per-frame "
+                               "swap, labelled synthetic; probe: an original marked like a synthetic output "
+                               "(the watermark probe's copy)")
     reencode.set_defaults(func=cmd_reencode)
 
     report = verbs.add_parser("report", help="the study's table over seeds, paired differences and ROC curves "

@@ -74,9 +74,9 @@ def video_path_note(video: str | Path) -> str:
     refined video, or a parity copy: decoded and encoded again by nice-core's writer, with its mark) or
     ``..., as found``. Two classes whose videos differ here can be told apart by their encoding alone (the
     mark's payload, which parity copies and synthetic outputs do not share, is the watermark probe's)."""
-    from nice_core.io.probe import describe_encoding, probe_video, video_encoding
+    from nice_core.io.probe import container_tags, describe_encoding, video_encoding
 
-    tags = {k.lower(): v for k, v in probe_video(video).tags.items()}
+    tags = container_tags(video)
     writer = "written by nice-core" if tags.get("generator", "").startswith("nice-core") else "as found"
     return f"{describe_encoding(video_encoding(video))}, {writer}"
 

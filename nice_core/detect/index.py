@@ -92,7 +92,8 @@ class VideoEntry:
     @property
     def compression(self) -> str:
         """An FF++ entry's compression level (its id's third part: ``ffpp/<folder>/<c>/<name>``), else ``""``."""
-        return self.id.split("/")[2] if self.dataset == "ffpp" else ""
+        parts = self.id.split("/")
+        return parts[2] if self.dataset == "ffpp" and len(parts) == 4 else ""
 
     def to_dict(self) -> dict:
         return {**asdict(self), "identities": list(self.identities)}

@@ -14,8 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from nice_core.detect.study import PARITY_AS
+from nice_core.errors import InputError
 from nice_core.inputs.ffpp import ffpp_encoding
 from nice_core.io import VideoReader, probe_video
+from nice_core.io.probe import container_tags
 from nice_core.io.writer import EncodeOptions, VideoWriter
 from nice_core.provenance.label import SyntheticLabel, parity_label, synthetic_label
 
@@ -44,9 +46,17 @@ def reencode_for_parity(video: str | Path, output: str | Path, compression: str 
         compression: the FF++ level whose encoding the refined videos use (``raw``, ``c23``, ``c40``).
         preset: the x264 preset (default: the config's ``encode.preset``, as for the refined videos).
         labelled_as: ``real``, ``fake`` or ``probe`` (see :data:`PARITY_AS`).
+
+    Raises:
+        InputError: ``video`` was written by nice-core (a refined video or a parity copy: index the FF++ file).
     """
     if labelled_as not in PARITY_AS:
         raise ValueError(f"labelled_as must be one of {', '.join(PARITY_AS)}, got {labelled_as!r}")
+    tags = container_tags(video)
+    if tags.get("generator", "").startswith("nice-core"):
+        kind = "a parity copy" if tags.get("nice_core_parity") == "true" else "a nice-core output"
+        raise InputError(f"{video} is {kind} already (written by {tags['generator']}); re-encode the FF++ file "
+                         "itself (a second pass would stack a second mark on the first)")
     encode = EncodeOptions(**ffpp_encoding(compression), **({"preset": preset} if preset else {}))
     probe = probe_video(video)
     with VideoReader(video, probe) as reader, VideoWriter(output, probe.width, probe.height, probe.fps,

@@ -14,6 +14,7 @@ from pathlib import Path
 from nice_core.detect.index import VideoEntry, read_index
 from nice_core.detect.study import check_condition, condition_entries, entries_of_test_set
 from nice_core.errors import InputError
+from nice_core.inputs.ffpp import COMPRESSIONS
 
 __all__ = ["StudyPlan", "study_plan"]
 
@@ -71,10 +72,15 @@ def study_plan(index: str | Path, conditions: Mapping[str, Sequence[str]], test_
     """The plan of the study in ``index`` for ``conditions`` (name -> sources) and ``test_sets``.
 
     Raises:
-        InputError: an unusable index, a condition without 'original' and a fake source, a condition or test
-            set with no video in the index, or an FF++ fake whose original is missing.
+        InputError: an unusable index, an FF++ id without its compression level, a condition without
+            'original' and a fake source, a condition or test set with no video in the index, or an FF++ fake
+            whose original is missing.
     """
     entries = tuple(read_index(index))
+    for e in entries:
+        if e.dataset == "ffpp" and e.compression not in COMPRESSIONS:
+            raise InputError(f"{e.id}: an FF++ id is <folder>/<method>/<compression>/<name> with a compression of "
+                             f"{', '.join(COMPRESSIONS)} (its videos are re-encoded at that level)")
     checked = {name: check_condition(name, sources) for name, sources in conditions.items()}
     for name, sources in checked.items():
         if not condition_entries(entries, sources, "train"):

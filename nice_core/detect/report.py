@@ -105,8 +105,9 @@ def watermark_probe(records: Sequence[Mapping]) -> list[dict]:
 
 def encoding_parity(records: Sequence[Mapping]) -> list[dict]:
     """Per condition (its training videos) and per test set: how each source's videos were encoded
-    (``{source: {encoding: videos}}``) and whether the reals and the fakes share one set of encodings. Where
-    they do not, a detector can separate the classes by compression or by the mark, not by the face."""
+    (``{source: {encoding: videos}}``) and whether the reals and the fakes share one set of encodings
+    (``None``: not recorded for some). Where they do not, a detector can separate the classes by compression
+    or by the mark, not by the face."""
     out, seen = [], set()
     for r in sorted(records, key=lambda r: (r["condition"], r["seed"], r["test_set"])):
         enc = r.get("encodings")
@@ -120,7 +121,8 @@ def encoding_parity(records: Sequence[Mapping]) -> list[dict]:
             by_source = enc[key[0]]
             reals = {e for src, counts in by_source.items() if src == "original" for e in counts}
             fakes = {e for src, counts in by_source.items() if src != "original" for e in counts}
-            out.append({"videos": what, "by_source": by_source, "one_path": reals == fakes})
+            known = "unknown" not in reals | fakes  # clips cut before nice-core recorded it
+            out.append({"videos": what, "by_source": by_source, "one_path": reals == fakes if known else None})
     return out
 
 

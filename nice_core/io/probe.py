@@ -196,6 +196,13 @@ def probe_video(path: str | Path) -> VideoProbe:
 _X264_SETTINGS = re.compile(rb"x264 - core (\d+)[^\x00]*")
 
 
+def container_tags(path: str | Path) -> dict[str, str]:
+    """A file's container tags, names lower-cased (MP4 keeps ``synthetic_media``, Matroska writes
+    ``SYNTHETIC_MEDIA``), without decoding a frame."""
+    with _open(Path(path)) as container:
+        return {str(k).lower(): str(v) for k, v in container.metadata.items()}
+
+
 def video_encoding(path: str | Path) -> dict[str, object]:
     """How a video's picture is encoded: ``codec``, ``pix_fmt``, ``fps``, and for libx264 output the
     ``encoder`` (``x264 core N``), its rate control ``rc`` and ``crf`` or ``qp`` (CQP 0 is lossless:

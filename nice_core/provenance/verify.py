@@ -29,11 +29,13 @@ class Verification:
 
     @property
     def parity(self) -> bool:
-        """Real footage nice-core re-encoded for data-set parity (its tag, or its mark's payload), and no
-        synthetic-media label."""
+        """Real footage nice-core re-encoded for data-set parity (its tag, or its mark's payload), with no
+        synthetic-media label and no mark carrying a synthetic output's payload (a tag alone never outweighs
+        the pixels)."""
         marked = self.watermark.found and self.watermark.payload == PARITY_PAYLOAD
+        synthetic_mark = self.watermark.found and self.watermark.payload != PARITY_PAYLOAD
         tagged = self.tags.get("nice_core_parity", self.tags.get("NICE_CORE_PARITY")) == "true"
-        return (marked or tagged) and not self.label_found and self.c2pa is None
+        return (marked or tagged) and not synthetic_mark and not self.label_found and self.c2pa is None
 
     @property
     def found(self) -> bool:
