@@ -436,7 +436,7 @@ def test_carrier_is_more_stable_than_the_proxy(bench: SimpleNamespace) -> None:
     from nice_core.io import VideoReader
 
     size = 64
-    config = FitConfig(size=size, steps=720, batch_size=1, unet=UNetConfig(base_channels=16, depth=3),
+    config = FitConfig(size=size, steps=480, batch_size=1, unet=UNetConfig(base_channels=16, depth=3),
                        threads=2, seed=0)
     start = time.perf_counter()
     model = fit_carrier(bench.store, None, config, log=quiet).model
