@@ -220,8 +220,9 @@ def main() -> None:
     detector = {"index": str(index), "seeds": args.seeds,
                 "train": {"steps": args.steps, "val_every": args.val_every}}
     (run / "study.yaml").write_text(yaml.safe_dump({**base, "detector": detector}))
-    study_s = _snakemake(run, "study.log", args.cores, "--configfile", str(run / "study.yaml"),
-                         "results/detect/report/detection.html")
+    # the target before --configfile, which takes every word after it as a config file
+    study_s = _snakemake(run, "study.log", args.cores, "results/detect/report/detection.html",
+                         "--configfile", str(run / "study.yaml"))
 
     results = run / "results"
     report = json.loads((results / "detect" / "report" / "detection.json").read_text())
