@@ -28,6 +28,10 @@ paper-scale run (``--project-videos`` FF++ training videos per condition, FF++'s
 Celeb-DF v2's 518 test videos) from those costs and, with ``--r50-steps``, from timed training steps of the
 full-size I3D ResNet-50 on this machine.
 
+Known problem: the study stops at its parity jobs, which refuse to re-encode a file nice-core wrote (the
+bench's originals and proxies come from ``nice-core bench make``); the originals must be cut with ffmpeg and
+the fakes' way in decided before this bench gives its table.
+
     python bench/detect_study.py                                    # about 40 minutes on 2 cores
     python bench/detect_study.py --steps 400 --seeds 1 2 --json /tmp/detect_study.json
 """
