@@ -28,9 +28,12 @@ paper-scale run (``--project-videos`` FF++ training videos per condition, FF++'s
 Celeb-DF v2's 518 test videos) from those costs and, with ``--r50-steps``, from timed training steps of the
 full-size I3D ResNet-50 on this machine.
 
-Known problem: the study stops at its parity jobs, which refuse to re-encode a file nice-core wrote (the
-bench's originals and proxies come from ``nice-core bench make``); the originals must be cut with ffmpeg and
-the fakes' way in decided before this bench gives its table.
+The originals and Celeb-DF reals are cut from the sample by plain ffmpeg (CRF 18), as FF++'s and Celeb-DF's
+are not nice-core's; the fakes are ``bench make``'s, labelled and marked by nice-core. The parity step
+re-encodes a nice-core fake without stamping it again (its own mark, one encode older than the reals'
+parity mark); the Celeb-synthesis fakes carry nice-core's mark where Celeb-DF's own carry none (the
+watermark probe is what says whether a detector reads it). The reals pass two lossy encodes (CRF 18, then
+the parity CRF 23), the per-frame fakes three (the cut, ``bench make``'s, the parity copy's).
 
     python bench/detect_study.py                                    # about 40 minutes on 2 cores
     python bench/detect_study.py --steps 400 --seeds 1 2 --json /tmp/detect_study.json
@@ -59,14 +62,31 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workf
              "--profile", str(REPO / "profiles" / "local")]
 
 
+def _cut(segment: int, frames: int, segments: int, scratch: Path) -> Path:
+    """Segment ``segment`` of the sample cut by plain ffmpeg (CRF 18): the stand-in for an FF++ original or a
+    Celeb-DF real, which nice-core never wrote (its parity step refuses to make a real from a nice-core file)."""
+    from nice_core.io import ffmpeg_exe
+
+    cut = scratch / "cuts" / f"{segment:03d}.mp4"
+    if not cut.is_file():
+        cut.parent.mkdir(parents=True, exist_ok=True)
+        start = segment * (SAMPLE_FRAMES - frames) // max(1, segments - 1)
+        part = cut.with_suffix(".part.mp4")
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(SAMPLE), "-vf",
+                        f"select=between(n\\,{start}\\,{start + frames - 1}),setpts=PTS-STARTPTS",
+                        "-fps_mode", "passthrough", "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", "-an",
+                        str(part)], check=True)
+        part.replace(cut)
+    return cut
+
+
 def _bench(segment: int, frames: int, segments: int, scratch: Path) -> Path:
-    """Segment ``segment``'s benchmark folder (target, clean edit, flickering proxy), made once."""
+    """Segment ``segment``'s benchmark folder (clean edit and flickering proxy of its cut), made once."""
     from nice_core.groundtruth.clip import BenchConfig, make_benchmark
 
     out = scratch / f"{segment:03d}"
     if not (out / "meta.json").is_file():
-        start = segment * (SAMPLE_FRAMES - frames) // max(1, segments - 1)
-        make_benchmark(SAMPLE, out, BenchConfig(seed=segment, start=start, frames=frames), show_progress=False)
+        make_benchmark(_cut(segment, frames, segments, scratch), out, BenchConfig(seed=segment), show_progress=False)
     return out
 
 
@@ -87,9 +107,9 @@ def build_tree(work: Path, segments: int, frames: int) -> tuple[Path, dict[str, 
     for split, pairs in SPLITS.items():
         for a, b in pairs:
             for target, partner in ((a, b), (b, a)):
-                bench = _bench(target, frames, segments, scratch)
-                _place(bench / "target.mp4", originals / f"{target:03d}.mp4")
-                _place(bench / "proxy.mp4", fakes / f"{target:03d}_{partner:03d}.mp4")
+                _place(_cut(target, frames, segments, scratch), originals / f"{target:03d}.mp4")
+                _place(_bench(target, frames, segments, scratch) / "proxy.mp4",
+                       fakes / f"{target:03d}_{partner:03d}.mp4")
         splits[split] = ffpp / f"{split}.json"
         splits[split].write_text(json.dumps([[f"{a:03d}", f"{b:03d}"] for a, b in pairs]))
     rest = list(range(FFPP_SEGMENTS, segments))
@@ -97,7 +117,7 @@ def build_tree(work: Path, segments: int, frames: int) -> tuple[Path, dict[str, 
     lines = []
     for k in reals:
         name = f"Celeb-real/id{k}_0000.mp4"
-        _place(_bench(k, frames, segments, scratch) / "target.mp4", celebdf / name)
+        _place(_cut(k, frames, segments, scratch), celebdf / name)
         lines.append(f"1 {name}")
     for i, k in enumerate(edits):
         name = f"Celeb-synthesis/id{k}_id{edits[(i + 1) % len(edits)]}_0000.mp4"

@@ -145,6 +145,10 @@ def test_a_parity_reencoded_fake_or_probe_copy_is_labelled_synthetic_and_shares_
     assert unsaid.returncode == 2 and "--as" in unsaid.stderr  # a swap must never become "real" by default
     again = nice_core("detect", "reencode", str(fake), "-o", str(tmp_path / "x.mp4"), "--as", "real")
     assert again.returncode == 2 and "is a nice-core output already" in again.stderr
+    probe = nice_core("detect", "reencode", str(fake), "-o", str(tmp_path / "x.mp4"), "--as", "probe")
+    assert probe.returncode == 2 and "not a probe copy" in probe.stderr
+    twice = nice_core("detect", "reencode", str(real), "-o", str(tmp_path / "x.mp4"), "--as", "fake")
+    assert twice.returncode == 2 and "is a parity copy already" in twice.stderr
     assert not (tmp_path / "x.mp4").exists()
     # a parity tag on a file whose mark carries a synthetic payload: the pixels win
     retagged = tmp_path / "retagged.mp4"
@@ -152,6 +156,28 @@ def test_a_parity_reencoded_fake_or_probe_copy_is_labelled_synthetic_and_shares_
                "-metadata", "nice_core_parity=true", str(retagged))
     result = verify_file(retagged)
     assert result.tags.get("nice_core_parity") == "true" and not result.parity and result.found
+
+
+def test_a_fake_nice_core_labelled_keeps_its_own_label_and_mark_through_the_parity_reencode(short_clip, tmp_path):
+    """A per-frame proxy nice-core wrote (a bench's stand-in for FF++'s swaps) is re-encoded like the others but
+    not marked again: the copy's mark is the source's payload at the source's strength, not two marks."""
+    from nice_core.detect.clips import video_path_note
+
+    fake, copy = tmp_path / "fake.mp4", tmp_path / "copy.mp4"
+    assert nice_core("detect", "reencode", str(short_clip), "-o", str(fake), "--as", "fake").returncode == 0
+    done = nice_core("detect", "reencode", str(fake), "-o", str(copy), "--as", "fake")
+    assert done.returncode == 0, done.stderr
+    source, result = verify_file(fake), verify_file(copy)
+    assert result.found and result.label_found and not result.parity
+    assert result.watermark.payload == source.watermark.payload
+    assert "not stamped again" in result.tags["synthetic_media_kind"]
+    assert result.tags["input_per-frame_sha256"] == hashlib.sha256(fake.read_bytes()).hexdigest()
+    assert video_path_note(copy) == "h264 yuv420p CRF 23, written by nice-core"
+    # no second stamp: what the re-encode changed holds none of the mark's pattern (a stamp would add it whole)
+    frame = VideoReader(fake)[5]
+    pattern = (embed(frame, source.watermark.payload).astype(float) - frame).ravel()
+    change = (VideoReader(copy)[5].astype(float) - frame).ravel()
+    assert abs(change @ pattern / (pattern @ pattern)) < 0.25
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])

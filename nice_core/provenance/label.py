@@ -131,6 +131,44 @@ def synthetic_label(inputs: dict[str, str | Path] | None, kind: str = "face mani
     )
 
 
+@dataclass(frozen=True)
+class CarriedLabel:
+    """The label of a re-encoded copy of a file nice-core already labelled (an
+    :class:`nice_core.io.writer.OutputLabel`): the source's tags, updated for the copy, and the source's own
+    mark, which :meth:`stamp` leaves as it is (a second mark on the first would make the copy's mark stronger
+    than every other file's, a cue a detector could learn).
+
+    Attributes:
+        sources: the labelled file the copy is made from.
+        tags: container tags (the source's synthetic-media label, its mark's payload, the copy's input hash).
+        kind: what the copy is.
+    """
+
+    sources: tuple[Path, ...]
+    tags: dict[str, str] = field(repr=False)
+    kind: str
+
+    def stamp(self, frame: np.ndarray) -> np.ndarray:
+        """The frame unchanged: it carries the source's mark already."""
+        return frame
+
+    def seal(self, path: Path, name: Path) -> None:
+        """Nothing to sign: a copy is never a C2PA-signed original."""
+
+
+def carried_label(source: str | Path, source_tags: dict[str, str], role: str, kind: str) -> CarriedLabel:
+    """The label of a re-encoded copy of ``source``, a nice-core synthetic output whose container tags are
+    ``source_tags``: still synthetic media, of ``kind``, with ``source`` hashed in as ``role`` and the
+    source's watermark tag kept (its mark stays in the pixels; see :class:`CarriedLabel`)."""
+    if source_tags.get("synthetic_media") != "true":
+        raise ValueError(f"{source} carries no synthetic-media label to carry over")
+    digests = input_digests({role: source})
+    tags = synthetic_media_metadata(digests, purpose=kind)
+    if "watermark" in source_tags:
+        tags["watermark"] = f"{source_tags['watermark']} (the source's mark, kept through a re-encode)"
+    return CarriedLabel(sources=(Path(source),), tags=tags, kind=kind)
+
+
 def parity_label(inputs: dict[str, str | Path]) -> SyntheticLabel:
     """The label of real footage re-encoded for data-set parity (the detection study's reals): nice-core's
     watermark with :data:`~nice_core.provenance.watermark.PARITY_PAYLOAD` and tags that say "original,
